@@ -1,0 +1,399 @@
+//! API tokens: reading the `Authorization` header, verifying an HS256 JWT against a
+//! rotatable set of keys, and minting the fresh token every authorized answer carries.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::Claims;
+
+/// HS256 keys must carry at least 256 bits (RFC 7518 §3.2).
+pub const MIN_KEY_BYTES: usize = 32;
+/// Tokens longer than this are refused unread: no real token comes close.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Clock skew tolerated on `exp` and `iat`, in seconds.
+pub const LEEWAY_SECONDS: i64 = 30;
+
+/// Why a request is not authenticated. For the logs only: every variant is answered
+/// with the same 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("no Authorization header")]
+    Missing,
+    #[error("Authorization header is not `Token token=\"...\"`, `Token ...` or `Bearer ...`")]
+    BadScheme,
+    #[error("token is not a well-formed HS256 JWT")]
+    Malformed,
+    #[error("token signature matches no key")]
+    BadSignature,
+    #[error("token claims are missing or malformed")]
+    BadClaims,
+    #[error("token has expired")]
+    Expired,
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+}
+
+/// Why keys could not be set up (at init).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no signing key configured")]
+    None,
+    #[error("signing key #{0} is shorter than {MIN_KEY_BYTES} bytes")]
+    TooShort(usize),
+    #[error("signing key #{0} is unusable")]
+    Unusable(usize),
+}
+
+struct Key {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+/// Verifies and mints tokens. Verification accepts any configured key, so a new key
+/// can be added first and the old one removed after the tokens it signed expire;
+/// minting always uses the first key.
+pub struct Tokens {
+    keys: Vec<Key>,
+    validation: Validation,
+    ttl_seconds: i64,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("keys", &self.keys.len())
+            .field("ttl_seconds", &self.ttl_seconds)
+            .finish()
+    }
+}
+
+impl Tokens {
+    pub fn new(secrets: &[SecretString], ttl_seconds: i64) -> Result<Self, KeyError> {
+        if secrets.is_empty() {
+            return Err(KeyError::None);
+        }
+        let keys = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, secret)| {
+                let bytes = secret.expose_secret().as_bytes();
+                if bytes.len() < MIN_KEY_BYTES {
+                    return Err(KeyError::TooShort(i + 1));
+                }
+                Ok(Key {
+                    encoding: EncodingKey::from_secret(bytes)
+                        .map_err(|_| KeyError::Unusable(i + 1))?,
+                    decoding: DecodingKey::from_secret(bytes)
+                        .map_err(|_| KeyError::Unusable(i + 1))?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The algorithm is the server's choice, never the token's; time claims are
+        // checked below against an injectable clock.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.required_spec_claims.clear();
+        validation.leeway = 0;
+        Ok(Self {
+            keys,
+            validation,
+            ttl_seconds,
+        })
+    }
+
+    /// Verifies `token` at time `now` (seconds since the epoch).
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES || token.split('.').count() != 3 {
+            return Err(TokenError::Malformed);
+        }
+        match jsonwebtoken::decode_header(token) {
+            Ok(header) if header.alg == Algorithm::HS256 => {}
+            _ => return Err(TokenError::Malformed),
+        }
+        let mut outcome = Err(TokenError::BadSignature);
+        for key in &self.keys {
+            match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation) {
+                Ok(data) => {
+                    outcome = Ok(data.claims);
+                    break;
+                }
+                Err(err) => match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => continue,
+                    jsonwebtoken::errors::ErrorKind::Json(_)
+                    | jsonwebtoken::errors::ErrorKind::InvalidClaimFormat(_)
+                    | jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => {
+                        return Err(TokenError::BadClaims);
+                    }
+                    _ => return Err(TokenError::Malformed),
+                },
+            }
+        }
+        let claims = outcome?;
+        if claims.exp + LEEWAY_SECONDS <= now {
+            return Err(TokenError::Expired);
+        }
+        if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECONDS) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        Ok(claims)
+    }
+
+    /// A fresh token carrying `claims` unchanged but for `iat = now` and
+    /// `exp = now + TTL`: never wider than the token it replaces.
+    pub fn mint(&self, claims: &Claims, now: i64) -> String {
+        let mut fresh = claims.clone();
+        fresh.iat = Some(now);
+        fresh.exp = now + self.ttl_seconds;
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &fresh,
+            &self.keys[0].encoding,
+        )
+        .expect("HS256 signing of serializable claims cannot fail")
+    }
+}
+
+/// Extracts the token from an `Authorization` header value: `Token token="<jwt>"` (the
+/// seed's form), `Token token=<jwt>`, `Token <jwt>` or `Bearer <jwt>`, the scheme in
+/// any case.
+pub fn token_from_header(value: Option<&[u8]>) -> Result<&str, TokenError> {
+    let value = value.ok_or(TokenError::Missing)?;
+    let value = std::str::from_utf8(value)
+        .map_err(|_| TokenError::BadScheme)?
+        .trim();
+    let (scheme, rest) = value.split_once(' ').ok_or(TokenError::BadScheme)?;
+    let rest = rest.trim();
+    let token = if scheme.eq_ignore_ascii_case("bearer") {
+        rest
+    } else if scheme.eq_ignore_ascii_case("token") {
+        match rest.strip_prefix("token=") {
+            Some(quoted)
+                if quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"') =>
+            {
+                &quoted[1..quoted.len() - 1]
+            }
+            Some(bare) => bare,
+            None => rest,
+        }
+    } else {
+        return Err(TokenError::BadScheme);
+    };
+    let well_formed = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if well_formed {
+        Ok(token)
+    } else {
+        Err(TokenError::Malformed)
+    }
+}
+
+/// Reads signing keys from a secret's text: a JSON object `{"keys": ["...", ...]}`, a
+/// JSON array of strings, or the key itself as plain text.
+pub fn keys_from_secret_text(text: &str) -> Vec<SecretString> {
+    #[derive(serde::Deserialize)]
+    struct KeyList {
+        keys: Vec<String>,
+    }
+    let trimmed = text.trim();
+    if let Ok(list) = serde_json::from_str::<KeyList>(trimmed) {
+        return list.keys.into_iter().map(SecretString::from).collect();
+    }
+    if let Ok(list) = serde_json::from_str::<Vec<String>>(trimmed) {
+        return list.into_iter().map(SecretString::from).collect();
+    }
+    vec![SecretString::from(trimmed.to_owned())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
+    const NOW: i64 = 1_800_000_000;
+    const K1: &str = "k1-0123456789abcdef0123456789abcdef";
+    const K2: &str = "k2-0123456789abcdef0123456789abcdef";
+
+    fn tokens(keys: &[&str]) -> Tokens {
+        let keys: Vec<SecretString> = keys
+            .iter()
+            .map(|k| SecretString::from(k.to_string()))
+            .collect();
+        Tokens::new(&keys, 14400).unwrap()
+    }
+
+    fn claims(exp: i64) -> Claims {
+        serde_json::from_value(serde_json::json!({
+            "exp": exp, "iat": exp - 14400, "user_id": "dc850635-9cda-4c7c-8102-bed25f39055e",
+            "abilities": {"00100000123BB121": {"Access": {"image_list": true}}}
+        }))
+        .unwrap()
+    }
+
+    /// Signs an arbitrary header and payload with HS256 and `key`.
+    fn forge(header: &str, payload: &str, key: &str) -> String {
+        let message = format!("{}.{}", B64.encode(header), B64.encode(payload));
+        let sig = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes()),
+            message.as_bytes(),
+        );
+        format!("{message}.{}", B64.encode(sig.as_ref()))
+    }
+
+    #[test]
+    fn a_minted_token_verifies_and_keeps_the_claims_but_times() {
+        // GIVEN a token minted from the seed's claims
+        let t = tokens(&[K1]);
+        let original = claims(NOW + 60);
+        let token = t.mint(&original, NOW);
+        // WHEN it is verified
+        let verified = t.verify(&token, NOW).unwrap();
+        // THEN only iat and exp changed, to now and now + TTL
+        assert_eq!(verified.iat, Some(NOW));
+        assert_eq!(verified.exp, NOW + 14400);
+        assert_eq!(verified.user_id, original.user_id);
+        assert_eq!(verified.abilities, original.abilities);
+        // AND its header is the seed's
+        assert!(token.starts_with("eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9."));
+    }
+
+    #[test]
+    fn any_listed_key_verifies_and_the_first_signs() {
+        let old = tokens(&[K2]).mint(&claims(NOW + 60), NOW);
+        let rotated = tokens(&[K1, K2]);
+        assert!(rotated.verify(&old, NOW).is_ok());
+        let fresh = rotated.mint(&claims(NOW + 60), NOW);
+        assert!(tokens(&[K1]).verify(&fresh, NOW).is_ok());
+        assert_eq!(
+            tokens(&[K2]).verify(&fresh, NOW),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn expired_and_future_tokens_are_refused_with_a_small_leeway() {
+        let t = tokens(&[K1]);
+        let token = t.mint(&claims(0), NOW - 14400);
+        // exp == NOW: inside the leeway
+        assert!(t.verify(&token, NOW).is_ok());
+        assert_eq!(
+            t.verify(&token, NOW + LEEWAY_SECONDS),
+            Err(TokenError::Expired)
+        );
+        let future = t.mint(&claims(0), NOW + 3600);
+        assert_eq!(t.verify(&future, NOW), Err(TokenError::IssuedInFuture));
+    }
+
+    #[test]
+    fn forged_tampered_and_foreign_tokens_are_refused() {
+        let t = tokens(&[K1]);
+        let payload = serde_json::to_string(&claims(NOW + 60)).unwrap();
+        let hs = r#"{"typ":"JWT","alg":"HS256"}"#;
+        // alg none, with and without a signature
+        let none = format!(
+            "{}.{}.",
+            B64.encode(r#"{"alg":"none"}"#),
+            B64.encode(&payload)
+        );
+        assert_eq!(t.verify(&none, NOW), Err(TokenError::Malformed));
+        // another algorithm, even with a valid HMAC
+        let hs512 = forge(r#"{"alg":"HS512"}"#, &payload, K1);
+        assert_eq!(t.verify(&hs512, NOW), Err(TokenError::Malformed));
+        // a tampered payload
+        let good = forge(hs, &payload, K1);
+        let mut parts: Vec<&str> = good.split('.').collect();
+        let wider = payload.replace("00100000123BB121", "00100000123BB122");
+        let wider = B64.encode(&wider);
+        parts[1] = &wider;
+        assert_eq!(
+            t.verify(&parts.join("."), NOW),
+            Err(TokenError::BadSignature)
+        );
+        // the wrong key
+        assert_eq!(
+            t.verify(&forge(hs, &payload, K2), NOW),
+            Err(TokenError::BadSignature)
+        );
+        // a string exp, correctly signed
+        let string_exp = payload.replacen(
+            &format!("\"exp\":{}", NOW + 60),
+            "\"exp\":\"9999999999\"",
+            1,
+        );
+        assert_eq!(
+            t.verify(&forge(hs, &string_exp, K1), NOW),
+            Err(TokenError::BadClaims)
+        );
+        // no exp, correctly signed
+        let no_exp = r#"{"user_id":"u","abilities":{}}"#;
+        assert_eq!(
+            t.verify(&forge(hs, no_exp, K1), NOW),
+            Err(TokenError::BadClaims)
+        );
+        // garbage
+        for junk in ["", "a.b", "a.b.c", "....", &"a".repeat(MAX_TOKEN_BYTES + 1)] {
+            assert!(t.verify(junk, NOW).is_err(), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn short_keys_are_refused_at_setup() {
+        let short = [SecretString::from("too-short".to_string())];
+        assert!(matches!(
+            Tokens::new(&short, 60),
+            Err(KeyError::TooShort(1))
+        ));
+        assert!(matches!(Tokens::new(&[], 60), Err(KeyError::None)));
+    }
+
+    #[test]
+    fn header_forms() {
+        let jwt = "aaa.bbb.ccc";
+        for header in [
+            r#"Token token="aaa.bbb.ccc""#,
+            "Token token=aaa.bbb.ccc",
+            "token aaa.bbb.ccc",
+            "TOKEN aaa.bbb.ccc",
+            "Bearer aaa.bbb.ccc",
+            "bearer  aaa.bbb.ccc ",
+        ] {
+            assert_eq!(
+                token_from_header(Some(header.as_bytes())),
+                Ok(jwt),
+                "{header}"
+            );
+        }
+        assert_eq!(token_from_header(None), Err(TokenError::Missing));
+        for (header, err) in [
+            ("Basic dXNlcjpwYXNz", TokenError::BadScheme),
+            ("aaa.bbb.ccc", TokenError::BadScheme),
+            (r#"Token token="""#, TokenError::Malformed),
+            (r#"Token token="aaa.bbb.ccc"#, TokenError::Malformed),
+            ("Bearer aaa bbb", TokenError::Malformed),
+        ] {
+            assert_eq!(
+                token_from_header(Some(header.as_bytes())),
+                Err(err),
+                "{header}"
+            );
+        }
+        assert_eq!(
+            token_from_header(Some(&[0xff, 0x20, 0x41])),
+            Err(TokenError::BadScheme)
+        );
+    }
+
+    #[test]
+    fn secret_text_forms() {
+        let n = |text: &str| keys_from_secret_text(text).len();
+        assert_eq!(n(r#"{"keys": ["a", "b"]}"#), 2);
+        assert_eq!(n(r#"["a"]"#), 1);
+        assert_eq!(
+            keys_from_secret_text(" plain \n")[0].expose_secret(),
+            "plain"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Typed configuration, read once at init: a missing or invalid setting fails the
+//! cold start with a clear message instead of the first request.
+
+use secrecy::SecretString;
+
+/// Where the token signing keys come from.
+#[derive(Debug)]
+pub enum KeySource {
+    /// `JWT_SECRET`: one key, for local use.
+    Env(SecretString),
+    /// `JWT_SECRET_ARN`: an AWS Secrets Manager secret holding one or more keys.
+    SecretArn(String),
+}
+
+#[derive(Debug)]
+pub struct Config {
+    /// `IMAGES_TABLE`
+    pub table: String,
+    /// `IMAGES_BUCKET`
+    pub bucket: String,
+    pub keys: KeySource,
+    /// `MAX_IDS`: distinct ids accepted per request.
+    pub max_ids: usize,
+    /// `DELETE_ABILITIES`: any one of these, granted for an image's album, allows its deletion.
+    pub delete_abilities: Vec<String>,
+    /// `TOKEN_TTL_SECONDS`: lifetime of the token minted into `X-token`.
+    pub token_ttl_seconds: i64,
+    /// `AWS_CONCURRENCY`: AWS calls in flight at once for one step of a request.
+    pub concurrency: usize,
+    /// Set when `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` points at an emulator,
+    /// which wants path-style S3 addressing.
+    pub s3_path_style: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {why}")]
+    Invalid { name: &'static str, why: String },
+}
+
+impl Config {
+    pub const DEFAULT_MAX_IDS: usize = 1000;
+    pub const DEFAULT_DELETE_ABILITIES: &'static str = "image_delete,image_list";
+    /// Four hours, as in the seed (`exp - iat` = 14400).
+    pub const DEFAULT_TOKEN_TTL_SECONDS: i64 = 14_400;
+    /// 16 calls in flight covers 1600 reads, 16000 object deletes or 400 record deletes
+    /// per wave; see the README's benchmark notes.
+    pub const DEFAULT_CONCURRENCY: usize = 16;
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `get` (the environment in production, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let keys = match (get("JWT_SECRET_ARN"), get("JWT_SECRET")) {
+            (Some(arn), _) => KeySource::SecretArn(arn),
+            (None, Some(secret)) => KeySource::Env(SecretString::from(secret)),
+            (None, None) => return Err(ConfigError::Missing("JWT_SECRET_ARN or JWT_SECRET")),
+        };
+        let delete_abilities: Vec<String> = get("DELETE_ABILITIES")
+            .unwrap_or_else(|| Self::DEFAULT_DELETE_ABILITIES.to_owned())
+            .split(',')
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if delete_abilities.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "DELETE_ABILITIES",
+                why: "lists no ability".into(),
+            });
+        }
+        Ok(Self {
+            table: required("IMAGES_TABLE")?,
+            bucket: required("IMAGES_BUCKET")?,
+            keys,
+            max_ids: number(&get, "MAX_IDS", Self::DEFAULT_MAX_IDS, 1..=10_000)?,
+            delete_abilities,
+            token_ttl_seconds: number(
+                &get,
+                "TOKEN_TTL_SECONDS",
+                Self::DEFAULT_TOKEN_TTL_SECONDS,
+                60..=7 * 24 * 3600,
+            )?,
+            concurrency: number(&get, "AWS_CONCURRENCY", Self::DEFAULT_CONCURRENCY, 1..=256)?,
+            s3_path_style: get("AWS_ENDPOINT_URL_S3").is_some()
+                || get("AWS_ENDPOINT_URL").is_some(),
+        })
+    }
+}
+
+fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    let value: T = raw.trim().parse().map_err(|_| ConfigError::Invalid {
+        name,
+        why: "not a number".into(),
+    })?;
+    if !range.contains(&value) {
+        return Err(ConfigError::Invalid {
+            name,
+            why: format!("must be between {} and {}", range.start(), range.end()),
+        });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("IMAGES_TABLE", "images"),
+        ("IMAGES_BUCKET", "images"),
+        ("JWT_SECRET", "s"),
+    ];
+
+    #[test]
+    fn defaults_apply_when_only_the_required_settings_are_given() {
+        let c = config(BASE).unwrap();
+        assert_eq!(c.max_ids, 1000);
+        assert_eq!(c.delete_abilities, ["image_delete", "image_list"]);
+        assert_eq!(c.token_ttl_seconds, 14400);
+        assert!(!c.s3_path_style);
+        assert!(matches!(c.keys, KeySource::Env(_)));
+    }
+
+    #[test]
+    fn missing_or_invalid_settings_fail_with_their_name() {
+        let err = config(&BASE[1..]).unwrap_err().to_string();
+        assert_eq!(err, "IMAGES_TABLE must be set");
+        let err = config(&[BASE, &[("MAX_IDS", "lots")]].concat())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "MAX_IDS is invalid: not a number");
+        let err = config(&[BASE, &[("MAX_IDS", "0")]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("MAX_IDS is invalid"), "{err}");
+        assert!(config(&[BASE, &[("DELETE_ABILITIES", " , ")]].concat()).is_err());
+        assert!(config(&BASE[..2]).is_err());
+    }
+
+    #[test]
+    fn a_secret_arn_wins_and_an_endpoint_override_means_path_style() {
+        let c = config(
+            &[
+                BASE,
+                &[
+                    ("JWT_SECRET_ARN", "arn:x"),
+                    ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5000"),
+                ],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert!(matches!(c.keys, KeySource::SecretArn(ref a) if a == "arn:x"));
+        assert!(c.s3_path_style);
+    }
+}

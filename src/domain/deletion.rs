@@ -1,0 +1,378 @@
+//! The one implementation of "delete these images", shared by every trigger.
+//!
+//! Order matters for "nothing lost": every record is read and authorized before
+//! anything is deleted; objects go before records, so a record outlives its objects
+//! (and stays the to-do list) whenever an object could not be deleted; an id is
+//! reported deleted only when its record and all its objects are gone.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::ImageRecord;
+use super::claims::Abilities;
+use super::ids::{ImageId, ImageIds, ObjectKey};
+use crate::ports::{Catalog, ObjectStore, StoreError, StoreErrorKind};
+use crate::retry::Deadline;
+
+/// On whose behalf images are deleted.
+#[derive(Debug, Clone, Copy)]
+pub enum Authority<'a> {
+    /// A trigger whose own IAM policy is the authorization (cleanup jobs).
+    System,
+    /// A token holder: may delete an image when its album grants any of `required`.
+    Token {
+        abilities: &'a Abilities,
+        required: &'a [String],
+    },
+}
+
+/// Some requested images exist but may not be deleted by this caller; nothing was
+/// deleted. The ids are for the logs, never for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} requested image(s) may not be deleted by this caller", ids.len())]
+pub struct Denied {
+    pub ids: Vec<ImageId>,
+}
+
+/// What became of each requested id. Every requested id is in exactly one list.
+#[derive(Debug, Default)]
+pub struct DeleteOutcome {
+    /// Record and every object gone, in request order.
+    pub deleted: Vec<ImageId>,
+    /// No record exists (already deleted, or never existed).
+    pub missing: Vec<ImageId>,
+    /// Work left undone: the record (if any) is still there to retry from.
+    pub failed: Vec<ImageId>,
+    /// Objects deleted for images now in `deleted`.
+    pub objects_deleted: usize,
+    /// Why `failed` is not empty; `Some` exactly when it is not.
+    pub error: Option<StoreError>,
+}
+
+/// Deletes images through the catalog and object store ports.
+#[derive(Clone)]
+pub struct Deleter {
+    catalog: Arc<dyn Catalog>,
+    objects: Arc<dyn ObjectStore>,
+}
+
+impl Deleter {
+    pub fn new(catalog: Arc<dyn Catalog>, objects: Arc<dyn ObjectStore>) -> Self {
+        Self { catalog, objects }
+    }
+
+    /// Deletes `ids` on behalf of `authority`, all or nothing as far as authorization
+    /// goes: if any existing image may not be deleted, nothing is.
+    pub async fn delete(
+        &self,
+        ids: &ImageIds,
+        authority: Authority<'_>,
+        deadline: Deadline,
+    ) -> Result<DeleteOutcome, Denied> {
+        if ids.is_empty() {
+            return Ok(DeleteOutcome::default());
+        }
+        let lookup = self.catalog.get(ids.as_slice(), deadline).await;
+        authorize(&lookup.found, authority)?;
+
+        let mut failed: HashSet<ImageId> = lookup.unread.into_iter().collect();
+        let mut error = lookup.error;
+        let found: HashMap<&ImageId, &ImageRecord> =
+            lookup.found.iter().map(|r| (&r.id, r)).collect();
+
+        // Objects first: an image whose objects are not all gone keeps its record.
+        let keys: Vec<ObjectKey> = lookup
+            .found
+            .iter()
+            .flat_map(|r| r.object_keys.iter().cloned())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !keys.is_empty() {
+            let result = self.objects.delete(&keys, deadline).await;
+            let kept: HashSet<ObjectKey> = result.failed.into_iter().collect();
+            if !kept.is_empty() {
+                failed.extend(
+                    lookup
+                        .found
+                        .iter()
+                        .filter(|r| r.object_keys.iter().any(|k| kept.contains(k)))
+                        .map(|r| r.id.clone()),
+                );
+            }
+            error = StoreError::worst(error, result.error);
+        }
+
+        let to_unrecord: Vec<ImageId> = lookup
+            .found
+            .iter()
+            .map(|r| r.id.clone())
+            .filter(|id| !failed.contains(id))
+            .collect();
+        if !to_unrecord.is_empty() {
+            let result = self.catalog.delete(&to_unrecord, deadline).await;
+            failed.extend(result.failed);
+            error = StoreError::worst(error, result.error);
+        }
+
+        let mut outcome = DeleteOutcome::default();
+        for id in ids.as_slice() {
+            if failed.contains(id) {
+                outcome.failed.push(id.clone());
+            } else if let Some(record) = found.get(id) {
+                outcome.objects_deleted += record.object_keys.len();
+                outcome.deleted.push(id.clone());
+            } else {
+                outcome.missing.push(id.clone());
+            }
+        }
+        if !outcome.failed.is_empty() && error.is_none() {
+            // Adapters always say why; this keeps the invariant if one ever does not.
+            error = Some(StoreError::new(StoreErrorKind::Failed, "delete images"));
+        }
+        outcome.error = error.filter(|_| !outcome.failed.is_empty());
+        Ok(outcome)
+    }
+}
+
+fn authorize(found: &[ImageRecord], authority: Authority<'_>) -> Result<(), Denied> {
+    let Authority::Token {
+        abilities,
+        required,
+    } = authority
+    else {
+        return Ok(());
+    };
+    let ids: Vec<ImageId> = found
+        .iter()
+        .filter(|r| !abilities.grants_any(&r.album_id, required))
+        .map(|r| r.id.clone())
+        .collect();
+    if ids.is_empty() {
+        Ok(())
+    } else {
+        Err(Denied { ids })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AlbumId, Claims};
+    use crate::store::memory::{MemoryCatalog, MemoryObjectStore};
+    use std::time::Duration;
+
+    const A1: &str = "7dca41d5-d76a-4ebb-9e00-dd13c13fc238";
+    const A2: &str = "dcd964c3-f54e-413c-ab2e-41c8608f5d16";
+    const B1: &str = "8c35c2bf-318b-4657-a06c-68c8a012f757";
+    const NONE: &str = "295ec432-fcb7-4eae-b881-7ab2f5126a23";
+
+    struct World {
+        catalog: Arc<MemoryCatalog>,
+        objects: Arc<MemoryObjectStore>,
+        deleter: Deleter,
+    }
+
+    /// Album "a" holds A1 (two objects) and A2 (one); album "b" holds B1 (one).
+    fn world() -> World {
+        let catalog = Arc::new(MemoryCatalog::default());
+        let objects = Arc::new(MemoryObjectStore::default());
+        for (id, album, n) in [(A1, "a", 2), (A2, "a", 1), (B1, "b", 1)] {
+            let keys: Vec<String> = (0..n).map(|i| format!("{album}/{id}/{i}")).collect();
+            objects.put_all(&keys);
+            catalog.put(record(id, album, &keys));
+        }
+        let deleter = Deleter::new(catalog.clone(), objects.clone());
+        World {
+            catalog,
+            objects,
+            deleter,
+        }
+    }
+
+    fn record(id: &str, album: &str, keys: &[String]) -> ImageRecord {
+        ImageRecord {
+            id: ImageId::parse(id).unwrap(),
+            album_id: AlbumId::parse(album).unwrap(),
+            object_keys: keys.iter().map(|k| ObjectKey::parse(k).unwrap()).collect(),
+        }
+    }
+
+    fn ids(raw: &[&str]) -> ImageIds {
+        ImageIds::parse(raw.iter().copied(), 1000).unwrap()
+    }
+
+    fn strs(ids: &[ImageId]) -> Vec<&str> {
+        ids.iter().map(ImageId::as_str).collect()
+    }
+
+    fn claims_for(albums: &[&str]) -> Claims {
+        let abilities: serde_json::Map<String, serde_json::Value> = albums
+            .iter()
+            .map(|a| {
+                (
+                    a.to_string(),
+                    serde_json::json!({"Access": {"image_delete": true}}),
+                )
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "exp": 1, "user_id": "u", "abilities": abilities
+        }))
+        .unwrap()
+    }
+
+    fn deadline() -> Deadline {
+        Deadline::after(Duration::from_secs(5))
+    }
+
+    fn required() -> Vec<String> {
+        vec!["image_delete".into()]
+    }
+
+    #[tokio::test]
+    async fn deletes_records_and_objects_and_reports_them_in_request_order() {
+        // GIVEN a token for album "a"
+        let w = world();
+        let claims = claims_for(&["a"]);
+        let required = required();
+        let auth = Authority::Token {
+            abilities: &claims.abilities,
+            required: &required,
+        };
+        // WHEN A2, a nonexistent id and A1 are deleted
+        let outcome = w
+            .deleter
+            .delete(&ids(&[A2, NONE, A1]), auth, deadline())
+            .await
+            .unwrap();
+        // THEN both images are gone, records and objects, and the missing id is missing
+        assert_eq!(strs(&outcome.deleted), [A2, A1]);
+        assert_eq!(strs(&outcome.missing), [NONE]);
+        assert!(outcome.failed.is_empty() && outcome.error.is_none());
+        assert_eq!(outcome.objects_deleted, 3);
+        assert_eq!(w.catalog.ids(), vec![B1.to_string()]);
+        assert_eq!(w.objects.keys(), vec![format!("b/{B1}/0")]);
+    }
+
+    #[tokio::test]
+    async fn one_forbidden_image_denies_the_whole_request_and_deletes_nothing() {
+        // GIVEN a token for album "a" only
+        let w = world();
+        let claims = claims_for(&["a"]);
+        let required = required();
+        let auth = Authority::Token {
+            abilities: &claims.abilities,
+            required: &required,
+        };
+        // WHEN it asks for A1 and B1 (album "b")
+        let denied = w
+            .deleter
+            .delete(&ids(&[A1, B1]), auth, deadline())
+            .await
+            .unwrap_err();
+        // THEN it is denied for B1 and nothing at all is deleted
+        assert_eq!(strs(&denied.ids), [B1]);
+        assert_eq!(w.catalog.ids().len(), 3);
+        assert_eq!(w.objects.keys().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_token_without_the_required_ability_is_denied() {
+        let w = world();
+        // GIVEN a token granting image_delete, where image_list is required
+        let claims = claims_for(&["a"]);
+        let required = vec!["image_list".to_string()];
+        let auth = Authority::Token {
+            abilities: &claims.abilities,
+            required: &required,
+        };
+        assert!(
+            w.deleter
+                .delete(&ids(&[A1]), auth, deadline())
+                .await
+                .is_err()
+        );
+        assert_eq!(w.catalog.ids().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_image_whose_object_cannot_be_deleted_keeps_its_record_and_is_not_reported() {
+        // GIVEN one of A1's objects cannot be deleted
+        let w = world();
+        w.objects.fail_key(&format!("a/{A1}/1"));
+        // WHEN A1 and A2 are deleted with system authority
+        let outcome = w
+            .deleter
+            .delete(&ids(&[A1, A2]), Authority::System, deadline())
+            .await
+            .unwrap();
+        // THEN A2 is deleted, A1 failed with a reason, and A1's record remains
+        assert_eq!(strs(&outcome.deleted), [A2]);
+        assert_eq!(strs(&outcome.failed), [A1]);
+        assert_eq!(outcome.error.unwrap().kind(), StoreErrorKind::Failed);
+        let mut left = w.catalog.ids();
+        left.sort();
+        assert_eq!(left, [A1.to_string(), B1.to_string()]);
+        assert!(w.objects.keys().contains(&format!("a/{A1}/1")));
+    }
+
+    #[tokio::test]
+    async fn a_record_that_cannot_be_deleted_is_not_reported() {
+        let w = world();
+        w.catalog.fail_delete(A2);
+        let outcome = w
+            .deleter
+            .delete(&ids(&[A1, A2]), Authority::System, deadline())
+            .await
+            .unwrap();
+        assert_eq!(strs(&outcome.deleted), [A1]);
+        assert_eq!(strs(&outcome.failed), [A2]);
+        assert!(w.catalog.ids().contains(&A2.to_string()));
+    }
+
+    #[tokio::test]
+    async fn unread_records_are_neither_deleted_nor_reported() {
+        let w = world();
+        w.catalog.fail_get(A1);
+        let outcome = w
+            .deleter
+            .delete(&ids(&[A1, A2]), Authority::System, deadline())
+            .await
+            .unwrap();
+        assert_eq!(strs(&outcome.deleted), [A2]);
+        assert_eq!(strs(&outcome.failed), [A1]);
+        assert_eq!(w.objects.keys().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn replaying_a_request_is_harmless() {
+        let w = world();
+        let first = w
+            .deleter
+            .delete(&ids(&[A1]), Authority::System, deadline())
+            .await
+            .unwrap();
+        let again = w
+            .deleter
+            .delete(&ids(&[A1]), Authority::System, deadline())
+            .await
+            .unwrap();
+        assert_eq!(strs(&first.deleted), [A1]);
+        assert!(again.deleted.is_empty() && again.failed.is_empty());
+        assert_eq!(strs(&again.missing), [A1]);
+    }
+
+    #[tokio::test]
+    async fn no_ids_means_no_store_calls() {
+        let w = world();
+        let outcome = w
+            .deleter
+            .delete(&ImageIds::default(), Authority::System, deadline())
+            .await
+            .unwrap();
+        assert!(outcome.deleted.is_empty());
+        assert_eq!(w.catalog.calls(), 0);
+        assert_eq!(w.objects.calls(), 0);
+    }
+}

@@ -1,0 +1,229 @@
+//! Identifiers the service accepts, parsed once at the edge so that the rest of the
+//! code can never see a malformed, non-canonical or duplicated id.
+
+use std::collections::HashSet;
+use std::fmt;
+
+/// An image id: a UUID in lowercase canonical (hyphenated) form.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageId(String);
+
+/// Why a string is not an [`ImageId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a UUID in canonical form (8-4-4-4-12 hexadecimal digits)")]
+pub struct InvalidImageId;
+
+impl ImageId {
+    /// Parses the hyphenated 36-character form, in any letter case.
+    ///
+    /// Braced, URN and unhyphenated forms are refused: they are not what the API's
+    /// clients send, and accepting them would make two spellings of one id.
+    pub fn parse(raw: &str) -> Result<Self, InvalidImageId> {
+        const HYPHENS: [usize; 4] = [8, 13, 18, 23];
+        let bytes = raw.as_bytes();
+        if bytes.len() != 36 {
+            return Err(InvalidImageId);
+        }
+        let well_formed = bytes.iter().enumerate().all(|(i, b)| {
+            if HYPHENS.contains(&i) {
+                *b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        });
+        if !well_formed {
+            return Err(InvalidImageId);
+        }
+        Ok(Self(raw.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImageId({})", self.0)
+    }
+}
+
+impl serde::Serialize for ImageId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// An album id as it appears in records and token abilities. Opaque, non-empty.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct AlbumId(String);
+
+/// Why a string is not an [`AlbumId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("album id must be 1 to {max} characters without control characters", max = AlbumId::MAX_LEN)]
+pub struct InvalidAlbumId;
+
+impl AlbumId {
+    /// Bounded so that an album id cannot be used to blow up a key or a log line.
+    pub const MAX_LEN: usize = 256;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidAlbumId> {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || raw.chars().any(char::is_control) {
+            return Err(InvalidAlbumId);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The key of one stored object (original or variant) of an image.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    /// S3 keys are 1 to 1024 bytes of UTF-8.
+    pub const MAX_LEN: usize = 1024;
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        (!raw.is_empty() && raw.len() <= Self::MAX_LEN).then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A deduplicated, bounded list of image ids, in the order they were first given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageIds(Vec<ImageId>);
+
+/// Why a list of ids was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidImageIds {
+    #[error("image id #{position} is not a UUID")]
+    Malformed { position: usize },
+    #[error("too many image ids: at most {max} per request")]
+    TooMany { max: usize },
+}
+
+impl ImageIds {
+    /// Parses raw ids in request order; the first occurrence of a duplicate wins.
+    /// `max` bounds the number of distinct ids.
+    pub fn parse<'a, I>(raw: I, max: usize) -> Result<Self, InvalidImageIds>
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        let mut seen = HashSet::new();
+        let mut ids = Vec::new();
+        for (index, raw) in raw.into_iter().enumerate() {
+            let id = ImageId::parse(raw.trim()).map_err(|_| InvalidImageIds::Malformed {
+                position: index + 1,
+            })?;
+            if seen.insert(id.clone()) {
+                if ids.len() == max {
+                    return Err(InvalidImageIds::TooMany { max });
+                }
+                ids.push(id);
+            }
+        }
+        Ok(Self(ids))
+    }
+
+    /// A list of one id.
+    pub fn one(id: ImageId) -> Self {
+        Self(vec![id])
+    }
+
+    pub fn as_slice(&self) -> &[ImageId] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "7dca41d5-d76a-4ebb-9e00-dd13c13fc238";
+
+    #[test]
+    fn image_id_accepts_canonical_uuids_in_any_case_and_lowercases_them() {
+        // GIVEN an upper-case spelling of a valid id
+        let upper = ID.to_ascii_uppercase();
+        // WHEN it is parsed
+        let id = ImageId::parse(&upper).unwrap();
+        // THEN it is stored in canonical lowercase form
+        assert_eq!(id.as_str(), ID);
+    }
+
+    #[test]
+    fn image_id_rejects_every_non_canonical_form() {
+        for bad in [
+            "",
+            "not-a-uuid",
+            "7dca41d5d76a4ebb9e00dd13c13fc238",
+            "{7dca41d5-d76a-4ebb-9e00-dd13c13fc238}",
+            "urn:uuid:7dca41d5-d76a-4ebb-9e00-dd13c13fc238",
+            "7dca41d5-d76a-4ebb-9e00-dd13c13fc23g",
+            "7dca41d5-d76a-4ebb-9e00dd13c13fc2338",
+            "7dca41d5-d76a-4ebb-9e00-dd13c13fc2é",
+        ] {
+            assert_eq!(ImageId::parse(bad), Err(InvalidImageId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn id_list_collapses_duplicates_keeping_first_order() {
+        // GIVEN ids with a duplicate in another case
+        let b = "dcd964c3-f54e-413c-ab2e-41c8608f5d16";
+        let upper = ID.to_ascii_uppercase();
+        // WHEN the list is parsed
+        let ids = ImageIds::parse([ID, b, upper.as_str()], 10).unwrap();
+        // THEN the duplicate is gone and the order is the request's
+        let got: Vec<&str> = ids.as_slice().iter().map(ImageId::as_str).collect();
+        assert_eq!(got, [ID, b]);
+    }
+
+    #[test]
+    fn id_list_reports_the_position_of_a_malformed_id() {
+        let err = ImageIds::parse([ID, "nope"], 10).unwrap_err();
+        assert_eq!(err, InvalidImageIds::Malformed { position: 2 });
+    }
+
+    #[test]
+    fn id_list_bounds_distinct_ids_not_duplicates() {
+        // GIVEN a bound of one id
+        // WHEN the same id is sent twice THEN it is accepted
+        assert_eq!(ImageIds::parse([ID, ID], 1).unwrap().len(), 1);
+        // WHEN two distinct ids are sent THEN the list is refused
+        let err = ImageIds::parse([ID, "dcd964c3-f54e-413c-ab2e-41c8608f5d16"], 1).unwrap_err();
+        assert_eq!(err, InvalidImageIds::TooMany { max: 1 });
+    }
+
+    #[test]
+    fn album_and_object_key_bounds() {
+        assert!(AlbumId::parse("00100000123BB121").is_ok());
+        assert!(AlbumId::parse("").is_err());
+        assert!(AlbumId::parse("a\nb").is_err());
+        assert!(AlbumId::parse(&"a".repeat(257)).is_err());
+        assert!(ObjectKey::parse("").is_none());
+        assert!(ObjectKey::parse(&"k".repeat(1025)).is_none());
+        assert!(ObjectKey::parse("albums/a/b.jpg").is_some());
+    }
+}

@@ -1,0 +1,124 @@
+//! Every way the endpoint can refuse or fail, mapped to a status and a client-safe
+//! body in one place. Internal causes are logged by the caller, never sent.
+
+use lambda_http::Body;
+use lambda_http::http::{HeaderValue, Response, StatusCode, header};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("no such image")]
+    ImageNotFound,
+    /// Missing, malformed, badly signed or expired token, or an image the token may
+    /// not delete. One answer for all, so a caller learns nothing from the difference.
+    #[error("access denied")]
+    Unauthorized,
+    #[error("{detail}")]
+    InvalidImageId { detail: String },
+    #[error("too many image ids")]
+    TooManyIds { max: usize },
+    #[error("unreadable body")]
+    InvalidBody,
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    #[error("body too large")]
+    BodyTooLarge { max: usize },
+    /// AWS failed and nothing could be done.
+    #[error("upstream failure")]
+    Upstream { throttled: bool },
+}
+
+/// `Retry-After` for throttled answers, in seconds.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound | Self::ImageNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::InvalidImageId { .. } | Self::TooManyIds { .. } | Self::InvalidBody => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Upstream { throttled: true } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream { throttled: false } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable code in the body's `error` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound | Self::ImageNotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidImageId { .. } => "invalid_image_id",
+            Self::TooManyIds { .. } => "too_many_image_ids",
+            Self::InvalidBody => "invalid_body",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::Upstream { throttled: true } => "service_unavailable",
+            Self::Upstream { throttled: false } => "internal_error",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::NotFound => "No route matches this path.".into(),
+            Self::MethodNotAllowed => "This path only accepts DELETE.".into(),
+            Self::ImageNotFound => "No image has this id.".into(),
+            Self::Unauthorized => "Access denied".into(),
+            Self::InvalidImageId { detail } => {
+                format!("{detail}; ids are UUIDs like 7dca41d5-d76a-4ebb-9e00-dd13c13fc238.")
+            }
+            Self::TooManyIds { max } => format!("At most {max} distinct image ids per request."),
+            Self::InvalidBody => {
+                "The body is not a readable form (image_ids[]=...) or JSON object ({\"image_ids\": [...]}).".into()
+            }
+            Self::UnsupportedMediaType => {
+                "Send application/x-www-form-urlencoded or application/json.".into()
+            }
+            Self::BodyTooLarge { max } => format!("The body is larger than {max} bytes."),
+            Self::Upstream { throttled: true } => {
+                "The service is busy; retry the request shortly.".into()
+            }
+            Self::Upstream { throttled: false } => "The request could not be completed.".into(),
+        }
+    }
+
+    /// The response, before the headers every answer carries.
+    pub fn into_response(self) -> Response<Body> {
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized => {
+                // The seed's answer: an empty body and the reason in a header.
+                headers.insert("x-message", HeaderValue::from_static("Access denied"));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Token realm=\"Application\""),
+                );
+                return response;
+            }
+            Self::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("DELETE"));
+            }
+            Self::Upstream { throttled: true } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
+            _ => {}
+        }
+        let body = serde_json::json!({"error": self.code(), "message": self.message()});
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(super::JSON));
+        *response.body_mut() = Body::Text(body.to_string());
+        response
+    }
+}

@@ -1,0 +1,322 @@
+//! Turning an HTTP request into what the endpoint acts on: which route, and which ids.
+//! Everything here is pure and runs before any AWS call.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, RequestExt};
+
+use super::error::ApiError;
+use crate::domain::{ImageId, ImageIds, InvalidImageIds};
+
+/// Bodies above this are refused unread. 1000 ids in the seed's form encoding take
+/// about 52 KiB; API Gateway itself allows 10 MiB.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
+/// The collection path, without any API Gateway stage prefix.
+const COLLECTION: &str = "/api/v1/images";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `DELETE /api/v1/images`
+    Bulk,
+    /// `DELETE /api/v1/images/{id}`, the id as given.
+    One(&'a str),
+}
+
+/// Resolves the route of `request`, or the 404/405 to answer.
+pub fn route<'a>(request: &'a Request, stage: Option<&str>) -> Result<Route<'a>, ApiError> {
+    let path = path_without_stage(request.uri().path(), stage);
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let route = if path == COLLECTION {
+        Route::Bulk
+    } else if let Some(id) = path
+        .strip_prefix(COLLECTION)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    {
+        Route::One(id)
+    } else {
+        return Err(ApiError::NotFound);
+    };
+    if request.method() != Method::DELETE {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    Ok(route)
+}
+
+/// REST APIs (v1) and named HTTP API stages put the stage in front of the path.
+fn path_without_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
+    if let Some(stage) = stage.filter(|s| !s.is_empty() && *s != "$default")
+        && let Some(rest) = path.strip_prefix('/').and_then(|p| p.strip_prefix(stage))
+        && rest.starts_with('/')
+    {
+        return rest;
+    }
+    path
+}
+
+/// The ids of a bulk request: from the body (form or JSON) and the query string, in
+/// request order, deduplicated and bounded by `max_ids`.
+pub fn bulk_ids(request: &Request, max_ids: usize) -> Result<ImageIds, ApiError> {
+    let mut raw: Vec<String> = Vec::new();
+    read_body_ids(request, &mut raw)?;
+    read_query_ids(request, &mut raw);
+    ImageIds::parse(raw.iter().map(String::as_str), max_ids).map_err(|err| match err {
+        InvalidImageIds::Malformed { position } => ApiError::InvalidImageId {
+            detail: format!("image id #{position} is not a UUID"),
+        },
+        InvalidImageIds::TooMany { max } => ApiError::TooManyIds { max },
+    })
+}
+
+/// The id of a single-image route.
+pub fn one_id(raw: &str) -> Result<ImageId, ApiError> {
+    let decoded = percent_decode(raw);
+    ImageId::parse(&decoded).map_err(|_| ApiError::InvalidImageId {
+        detail: "the image id in the path is not a UUID".into(),
+    })
+}
+
+/// The keys under which ids are accepted: Rails' `image_ids[]` and plain repeats.
+fn is_ids_key(key: &str) -> bool {
+    key == "image_ids[]" || key == "image_ids"
+}
+
+fn read_body_ids(request: &Request, out: &mut Vec<String>) -> Result<(), ApiError> {
+    let bytes: &[u8] = match request.body() {
+        Body::Empty => return Ok(()),
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => return Err(ApiError::InvalidBody),
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::BodyTooLarge {
+            max: MAX_BODY_BYTES,
+        });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let media_type = request
+        .headers()
+        .get(lambda_http::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match media_type.as_deref() {
+        Some("application/x-www-form-urlencoded") => {
+            if std::str::from_utf8(bytes).is_err() {
+                return Err(ApiError::InvalidBody);
+            }
+            out.extend(
+                form_urlencoded::parse(bytes)
+                    .filter(|(k, _)| is_ids_key(k))
+                    .map(|(_, v)| v.into_owned()),
+            );
+            Ok(())
+        }
+        Some("application/json") => {
+            #[derive(serde::Deserialize)]
+            struct JsonBody {
+                #[serde(default)]
+                image_ids: Option<Vec<String>>,
+            }
+            // Only an object: serde would also read a struct from an array.
+            let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+            let body: JsonBody = serde_json::from_slice(bytes)
+                .ok()
+                .filter(|_| is_object)
+                .ok_or(ApiError::InvalidBody)?;
+            out.extend(body.image_ids.unwrap_or_default());
+            Ok(())
+        }
+        _ => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+fn read_query_ids(request: &Request, out: &mut Vec<String>) {
+    let Some(query) = request.query_string_parameters_ref() else {
+        return;
+    };
+    // ALB passes the query through undecoded, API Gateway decodes it: decoding a
+    // key or id twice is harmless, since neither legitimately contains `%` or `+`.
+    out.extend(
+        query
+            .iter()
+            .filter(|(k, _)| is_ids_key(&percent_decode(k)))
+            .map(|(_, v)| percent_decode(v)),
+    );
+}
+
+fn percent_decode(raw: &str) -> String {
+    form_urlencoded::parse(raw.as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http;
+    use std::collections::HashMap;
+
+    const A: &str = "7dca41d5-d76a-4ebb-9e00-dd13c13fc238";
+    const B: &str = "dcd964c3-f54e-413c-ab2e-41c8608f5d16";
+
+    fn request(method: &str, path: &str, content_type: Option<&str>, body: Body) -> Request {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        if let Some(ct) = content_type {
+            builder = builder.header("content-type", ct);
+        }
+        builder.body(body).unwrap()
+    }
+
+    fn ids(request: &Request) -> Result<Vec<String>, ApiError> {
+        bulk_ids(request, 1000).map(|ids| ids.as_slice().iter().map(|i| i.to_string()).collect())
+    }
+
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    #[test]
+    fn routes_with_and_without_a_stage() {
+        let bulk = request("DELETE", "/api/v1/images", None, Body::Empty);
+        assert_eq!(route(&bulk, None), Ok(Route::Bulk));
+        let staged = request("DELETE", "/prod/api/v1/images/", None, Body::Empty);
+        assert_eq!(route(&staged, Some("prod")), Ok(Route::Bulk));
+        let one = request(
+            "DELETE",
+            &format!("/prod/api/v1/images/{A}"),
+            None,
+            Body::Empty,
+        );
+        assert_eq!(route(&one, Some("prod")), Ok(Route::One(A)));
+        let get = request("GET", "/api/v1/images", None, Body::Empty);
+        assert_eq!(route(&get, None), Err(ApiError::MethodNotAllowed));
+        for path in [
+            "/",
+            "/api/v1/image",
+            "/api/v1/images/a/b",
+            "/other/api/v1/images",
+        ] {
+            let r = request("DELETE", path, None, Body::Empty);
+            assert_eq!(route(&r, Some("prod")), Err(ApiError::NotFound), "{path}");
+        }
+    }
+
+    #[test]
+    fn form_bodies_in_text_or_bytes_with_either_key() {
+        let body = format!("image_ids[]={A}&image_ids={B}&other=1");
+        for b in [
+            Body::Text(body.clone()),
+            Body::Binary(body.clone().into_bytes()),
+        ] {
+            let r = request(
+                "DELETE",
+                "/api/v1/images",
+                Some("application/x-www-form-urlencoded; charset=UTF-8"),
+                b,
+            );
+            assert_eq!(ids(&r).unwrap(), [A, B]);
+        }
+        let encoded = format!("image_ids%5B%5D={A}");
+        let r = request("DELETE", "/api/v1/images", FORM, Body::Text(encoded));
+        assert_eq!(ids(&r).unwrap(), [A]);
+    }
+
+    #[test]
+    fn json_bodies_and_query_strings() {
+        let json = format!(r#"{{"image_ids": ["{A}"]}}"#);
+        let r = request(
+            "DELETE",
+            "/api/v1/images",
+            Some("application/json"),
+            Body::Text(json),
+        );
+        let q: HashMap<String, Vec<String>> = HashMap::from([(
+            "image_ids%5B%5D".to_string(),
+            vec![B.to_string(), A.to_string()],
+        )]);
+        let r = r.with_query_string_parameters(q);
+        // body first, then the query; the duplicate collapses
+        assert_eq!(ids(&r).unwrap(), [A, B]);
+    }
+
+    #[test]
+    fn no_ids_is_an_empty_list() {
+        for (ct, body) in [
+            (None, Body::Empty),
+            (FORM, Body::Text(String::new())),
+            (FORM, Body::Text("other=1".into())),
+        ] {
+            let r = request("DELETE", "/api/v1/images", ct, body);
+            assert!(ids(&r).unwrap().is_empty());
+        }
+        let r = request(
+            "DELETE",
+            "/api/v1/images",
+            Some("application/json"),
+            Body::Text("{}".into()),
+        );
+        assert!(ids(&r).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_bodies_are_refused_with_their_own_error() {
+        let cases = [
+            (
+                FORM,
+                Body::Text("image_ids[]=nope".into()),
+                "invalid_image_id",
+            ),
+            (FORM, Body::Binary(vec![0xff, 0xfe]), "invalid_body"),
+            (
+                Some("application/json"),
+                Body::Text("{".into()),
+                "invalid_body",
+            ),
+            (
+                Some("application/json"),
+                Body::Text(r#"{"image_ids": "x"}"#.into()),
+                "invalid_body",
+            ),
+            (
+                Some("application/json"),
+                Body::Text(r#"{"image_ids": [1]}"#.into()),
+                "invalid_body",
+            ),
+            (
+                Some("application/json"),
+                Body::Text("[]".into()),
+                "invalid_body",
+            ),
+            (
+                Some("text/plain"),
+                Body::Text(A.into()),
+                "unsupported_media_type",
+            ),
+            (None, Body::Text(A.into()), "unsupported_media_type"),
+            (
+                FORM,
+                Body::Text("x".repeat(MAX_BODY_BYTES + 1)),
+                "body_too_large",
+            ),
+        ];
+        for (ct, body, code) in cases {
+            let r = request("DELETE", "/api/v1/images", ct, body);
+            assert_eq!(ids(&r).unwrap_err().code(), code, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn too_many_distinct_ids_are_refused() {
+        let body = format!("image_ids[]={A}&image_ids[]={B}");
+        let r = request("DELETE", "/api/v1/images", FORM, Body::Text(body));
+        assert_eq!(
+            bulk_ids(&r, 1).unwrap_err(),
+            ApiError::TooManyIds { max: 1 }
+        );
+    }
+}

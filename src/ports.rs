@@ -1,0 +1,144 @@
+//! The two things the deletion core needs from the outside world, spoken in domain
+//! types. Each has an AWS adapter and an in-memory fake in `store`.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::domain::{ImageId, ImageRecord, ObjectKey};
+use crate::retry::Deadline;
+
+/// The catalog of image records (DynamoDB in production).
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Reads the records of `ids` with strongly consistent reads. Ids without a record
+    /// are simply absent from `found`.
+    async fn get(&self, ids: &[ImageId], deadline: Deadline) -> Lookup;
+
+    /// Deletes the records of `ids`. Deleting an absent record succeeds.
+    async fn delete(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId>;
+}
+
+/// The store of image objects (S3 in production).
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Deletes the objects under `keys`. Deleting an absent object succeeds.
+    async fn delete(&self, keys: &[ObjectKey], deadline: Deadline) -> Partial<ObjectKey>;
+}
+
+/// What a catalog read found.
+#[derive(Debug, Default)]
+pub struct Lookup {
+    pub found: Vec<ImageRecord>,
+    /// Ids whose record could not be read (or not understood): their fate is unknown.
+    pub unread: Vec<ImageId>,
+    /// Why some ids are unread; `Some` whenever `unread` is not empty.
+    pub error: Option<StoreError>,
+}
+
+/// The result of a batch operation: everything not in `failed` was done.
+#[derive(Debug)]
+pub struct Partial<K> {
+    pub failed: Vec<K>,
+    /// Why some items failed; `Some` whenever `failed` is not empty.
+    pub error: Option<StoreError>,
+}
+
+impl<K> Default for Partial<K> {
+    fn default() -> Self {
+        Self {
+            failed: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+impl<K> Partial<K> {
+    /// Folds another chunk's result into this one.
+    pub fn absorb(&mut self, other: Partial<K>) {
+        self.failed.extend(other.failed);
+        self.error = StoreError::worst(self.error.take(), other.error);
+    }
+}
+
+/// How a store operation failed, as far as a caller needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The service asked us to slow down: the caller should retry later.
+    Throttled,
+    /// The service could not be reached or did not answer in time, or the invocation's
+    /// deadline came before the work was done.
+    Unavailable,
+    /// The service refused the request or an item in it, or returned data we cannot use.
+    Failed,
+}
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A failed store operation. Its `Display` names the operation only; the underlying
+/// cause (SDK error and its chain) is kept as the `source` for the logs.
+#[derive(Debug)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    operation: &'static str,
+    source: Option<BoxError>,
+}
+
+impl StoreError {
+    pub fn new(kind: StoreErrorKind, operation: &'static str) -> Self {
+        Self {
+            kind,
+            operation,
+            source: None,
+        }
+    }
+
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// Keeps the error that matters most to the caller: throttling (so it backs off),
+    /// then unavailability, then the first one seen.
+    pub fn worst(a: Option<Self>, b: Option<Self>) -> Option<Self> {
+        fn rank(e: &StoreError) -> u8 {
+            match e.kind {
+                StoreErrorKind::Throttled => 2,
+                StoreErrorKind::Unavailable => 1,
+                StoreErrorKind::Failed => 0,
+            }
+        }
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if rank(&b) > rank(&a) { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            StoreErrorKind::Throttled => "throttled",
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::Failed => "failed",
+        };
+        write!(f, "{} {what}", self.operation)
+    }
+}
+
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}

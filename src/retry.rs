@@ -1,0 +1,129 @@
+//! Time budget and retry policy shared by the adapters: an invocation has a deadline,
+//! and retries of unprocessed items must fit inside it.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+/// The moment by which the work must be finished (the invocation's deadline less a
+/// margin to send the answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    pub fn at(instant: Instant) -> Self {
+        Self(instant)
+    }
+
+    pub fn after(budget: Duration) -> Self {
+        Self(Instant::now() + budget)
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+
+    pub fn instant(&self) -> Instant {
+        self.0
+    }
+}
+
+/// Capped exponential backoff with full jitter (each delay uniform in `[0, min(cap,
+/// base * 2^attempt)]`), so retries of many concurrent chunks spread out.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    pub const DEFAULT_BASE: Duration = Duration::from_millis(25);
+    pub const DEFAULT_CAP: Duration = Duration::from_secs(1);
+
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Self {
+            base,
+            cap,
+            attempt: 0,
+        }
+    }
+
+    /// The next delay; each call doubles the ceiling until it reaches the cap.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(2u32.saturating_pow(self.attempt))
+            .min(self.cap);
+        self.attempt = self.attempt.saturating_add(1);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(fastrand::u64(0..=nanos))
+    }
+
+    /// Sleeps for the next delay unless that would pass `deadline`; returns whether it
+    /// slept (false: give up now, the time is spent).
+    pub async fn wait(&mut self, deadline: Deadline) -> bool {
+        let delay = self.next_delay();
+        if Instant::now() + delay >= deadline.instant() {
+            return false;
+        }
+        tokio::time::sleep(delay).await;
+        true
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_BASE, Self::DEFAULT_CAP)
+    }
+}
+
+/// Runs `f` on every chunk with at most `bound` in flight; results come back in
+/// completion order.
+pub async fn for_each_bounded<T, F, Fut, R>(items: Vec<T>, bound: usize, f: F) -> Vec<R>
+where
+    F: FnMut(T) -> Fut,
+    Fut: Future<Output = R>,
+{
+    futures_util::stream::iter(items)
+        .map(f)
+        .buffer_unordered(bound.max(1))
+        .collect()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_delays_stay_under_a_doubling_capped_ceiling() {
+        let base = Duration::from_millis(10);
+        let cap = Duration::from_millis(50);
+        let mut backoff = Backoff::new(base, cap);
+        for ceiling_ms in [10, 20, 40, 50, 50, 50] {
+            let delay = backoff.next_delay();
+            assert!(
+                delay <= Duration::from_millis(ceiling_ms),
+                "{delay:?} > {ceiling_ms}ms"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_refuses_to_sleep_past_the_deadline() {
+        // GIVEN a deadline that has already passed
+        let deadline = Deadline::after(Duration::ZERO);
+        // WHEN asked to wait THEN it gives up at once
+        assert!(!Backoff::default().wait(deadline).await);
+    }
+
+    #[tokio::test]
+    async fn bounded_runner_runs_every_item() {
+        let mut got = for_each_bounded((0..50).collect(), 4, |i| async move { i * 2 }).await;
+        got.sort_unstable();
+        assert_eq!(got, (0..50).map(|i| i * 2).collect::<Vec<_>>());
+    }
+}

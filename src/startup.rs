@@ -1,0 +1,110 @@
+//! Building the function once per execution environment: configuration, one shared
+//! AWS config, the clients, the keys and the endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use secrecy::SecretString;
+
+use crate::auth::{Tokens, keys_from_secret_text};
+use crate::config::{Config, KeySource};
+use crate::domain::Deleter;
+use crate::http::Api;
+use crate::store::dynamodb::DynamoCatalog;
+use crate::store::s3::S3ObjectStore;
+
+/// Connecting to an AWS endpoint in-region takes milliseconds; a second is generous.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// One attempt of one call; a 1000-key `DeleteObjects` is the slowest we make.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One call including the SDK's own retries.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::auth::KeyError),
+    #[error("reading the signing keys from Secrets Manager failed")]
+    Secret(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The shared AWS config: region, credentials and endpoints from the standard
+/// environment, with explicit timeouts.
+pub async fn aws_config() -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await
+}
+
+/// The deletion core over DynamoDB and S3.
+pub fn deleter(config: &Config, aws: &SdkConfig) -> Deleter {
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let s3_config = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(config.s3_path_style)
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(s3_config);
+    Deleter::new(
+        Arc::new(DynamoCatalog::new(
+            dynamodb,
+            &config.table,
+            config.concurrency,
+        )),
+        Arc::new(S3ObjectStore::new(s3, &config.bucket, config.concurrency)),
+    )
+}
+
+/// The token keys: from the environment, or read once from Secrets Manager.
+pub async fn tokens(config: &Config, aws: &SdkConfig) -> Result<Tokens, InitError> {
+    let keys: Vec<SecretString> = match &config.keys {
+        KeySource::Env(secret) => vec![secret.clone()],
+        KeySource::SecretArn(arn) => {
+            let client = aws_sdk_secretsmanager::Client::new(aws);
+            let secret = client
+                .get_secret_value()
+                .secret_id(arn)
+                .send()
+                .await
+                .map_err(|e| InitError::Secret(Box::new(e)))?;
+            let text = secret
+                .secret_string()
+                .ok_or_else(|| InitError::Secret("the secret has no SecretString".into()))?;
+            keys_from_secret_text(text)
+        }
+    };
+    Ok(Tokens::new(&keys, config.token_ttl_seconds)?)
+}
+
+/// The HTTP endpoint, ready to serve.
+pub async fn api(config: &Config, aws: &SdkConfig) -> Result<Api, InitError> {
+    Ok(Api::new(
+        deleter(config, aws),
+        tokens(config, aws).await?,
+        config.max_ids,
+        config.delete_abilities.clone(),
+    ))
+}
+
+/// JSON logs, one object per line, level from `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time()
+        .init();
+}

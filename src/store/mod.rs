@@ -1,0 +1,63 @@
+//! Adapters for the ports: DynamoDB and S3 for production, in-memory fakes for fast
+//! tests and fault injection.
+
+pub mod dynamodb;
+pub mod memory;
+pub mod s3;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::error::SdkError;
+
+use crate::ports::{StoreError, StoreErrorKind};
+
+/// Error codes with which AWS services ask callers to slow down.
+const THROTTLING_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "TooManyRequestsException",
+];
+
+/// Classifies an SDK error (after the SDK's own retries) for the caller.
+pub(crate) fn classify<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let kind = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreErrorKind::Unavailable,
+        _ if err.code().is_some_and(|c| THROTTLING_CODES.contains(&c)) => StoreErrorKind::Throttled,
+        SdkError::ResponseError(_) => StoreErrorKind::Unavailable,
+        _ => StoreErrorKind::Failed,
+    };
+    StoreError::new(kind, operation).with_source(err)
+}
+
+/// Whether a per-item error code (e.g. in a `DeleteObjects` answer) means throttling.
+pub(crate) fn is_throttling_code(code: &str) -> bool {
+    THROTTLING_CODES.contains(&code)
+}
+
+/// Splits `items` into owned chunks of at most `size`.
+pub(crate) fn chunks<T: Clone>(items: &[T], size: usize) -> Vec<Vec<T>> {
+    items.chunks(size).map(<[T]>::to_vec).collect()
+}
+
+/// Awaits `call` unless the deadline comes first.
+pub(crate) async fn before_deadline<F: std::future::Future>(
+    deadline: crate::retry::Deadline,
+    operation: &'static str,
+    call: F,
+) -> Result<F::Output, StoreError> {
+    tokio::time::timeout_at(deadline.instant(), call)
+        .await
+        .map_err(|_| deadline_passed(operation))
+}
+
+/// The error for work still pending when the invocation's time ran out.
+pub(crate) fn deadline_passed(operation: &'static str) -> StoreError {
+    StoreError::new(StoreErrorKind::Unavailable, operation)
+        .with_source("deadline reached with work pending")
+}

@@ -1,0 +1,146 @@
+//! The object store on S3: `DeleteObjects` in chunks of the service's limit, run
+//! concurrently, reading its per-key errors and retrying the transient ones.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+
+use super::{before_deadline, chunks, classify, is_throttling_code};
+use crate::domain::ObjectKey;
+use crate::ports::{ObjectStore, Partial, StoreError, StoreErrorKind};
+use crate::retry::{Backoff, Deadline, for_each_bounded};
+
+/// S3 caps `DeleteObjects` at 1000 keys per call.
+pub const MAX_DELETE_BATCH: usize = 1000;
+
+/// Per-key error codes worth another try within the invocation.
+const TRANSIENT_CODES: &[&str] = &["InternalError", "ServiceUnavailable", "SlowDown"];
+
+/// Image objects in one S3 bucket.
+pub struct S3ObjectStore {
+    client: Client,
+    bucket: String,
+    concurrency: usize,
+}
+
+impl S3ObjectStore {
+    /// `concurrency` bounds the calls in flight for one batch operation.
+    pub fn new(client: Client, bucket: impl Into<String>, concurrency: usize) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+            concurrency,
+        }
+    }
+
+    async fn delete_chunk(&self, keys: Vec<ObjectKey>, deadline: Deadline) -> Partial<ObjectKey> {
+        const OP: &str = "S3 DeleteObjects";
+        let mut pending = keys;
+        let mut backoff = Backoff::default();
+        let mut result = Partial::default();
+        loop {
+            let objects = pending
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k.as_str()).build())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("keys are set");
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .expect("objects are set");
+            let sent = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send();
+            let output = match before_deadline(deadline, OP, sent).await {
+                Ok(Ok(output)) => output,
+                Ok(Err(err)) => {
+                    result.failed.extend(pending);
+                    result.error = StoreError::worst(result.error, Some(classify(OP, err)));
+                    return result;
+                }
+                Err(err) => {
+                    result.failed.extend(pending);
+                    result.error = StoreError::worst(result.error, Some(err));
+                    return result;
+                }
+            };
+            // Keys the answer says failed; without a key, an error covers the whole chunk.
+            let mut errors: HashMap<&str, &str> = HashMap::new();
+            let mut unattributed = None;
+            for error in output.errors() {
+                let code = error.code().unwrap_or("Unknown");
+                match error.key() {
+                    Some(key) => {
+                        errors.insert(key, code);
+                    }
+                    None => unattributed = Some(code),
+                }
+            }
+            if let Some(code) = unattributed {
+                result.failed.extend(pending);
+                result.error = StoreError::worst(result.error, Some(per_key_error(OP, code)));
+                return result;
+            }
+            if errors.is_empty() {
+                return result;
+            }
+            let mut retry = Vec::new();
+            let mut worst = None;
+            let failed_keys: HashSet<&str> = errors.keys().copied().collect();
+            for key in pending.iter().filter(|k| failed_keys.contains(k.as_str())) {
+                let code = errors[key.as_str()];
+                if TRANSIENT_CODES.contains(&code) {
+                    retry.push(key.clone());
+                } else {
+                    result.failed.push(key.clone());
+                    worst = StoreError::worst(worst, Some(per_key_error(OP, code)));
+                }
+            }
+            tracing::warn!(
+                failed = errors.len(),
+                retrying = retry.len(),
+                "S3 per-key delete errors"
+            );
+            result.error = StoreError::worst(result.error, worst);
+            if retry.is_empty() {
+                return result;
+            }
+            if !backoff.wait(deadline).await {
+                let code = errors[retry[0].as_str()];
+                result.failed.extend(retry);
+                result.error = StoreError::worst(result.error, Some(per_key_error(OP, code)));
+                return result;
+            }
+            pending = retry;
+        }
+    }
+}
+
+fn per_key_error(operation: &'static str, code: &str) -> StoreError {
+    let kind = if is_throttling_code(code) {
+        StoreErrorKind::Throttled
+    } else {
+        StoreErrorKind::Failed
+    };
+    StoreError::new(kind, operation).with_source(format!("per-key error {code}"))
+}
+
+#[async_trait]
+impl ObjectStore for S3ObjectStore {
+    async fn delete(&self, keys: &[ObjectKey], deadline: Deadline) -> Partial<ObjectKey> {
+        let parts = for_each_bounded(chunks(keys, MAX_DELETE_BATCH), self.concurrency, |chunk| {
+            self.delete_chunk(chunk, deadline)
+        })
+        .await;
+        parts.into_iter().fold(Partial::default(), |mut all, part| {
+            all.absorb(part);
+            all
+        })
+    }
+}
