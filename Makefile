@@ -1,0 +1,40 @@
+# The two commands a newcomer needs:
+#   make run   -- the function on 127.0.0.1:9000 against local DynamoDB and S3 with demo data
+#   make test  -- every test: unit, integration against emulators it starts, template lint
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export AWS_REGION ?= us-east-1
+export AWS_ACCESS_KEY_ID ?= local
+export AWS_SECRET_ACCESS_KEY ?= local
+export AWS_EC2_METADATA_DISABLED := true
+export SAM_CLI_TELEMETRY := 0
+# Emulator ports for `make test`, apart from `make run`'s so both can run at once.
+TEST_DYNAMODB_PORT ?= 18000
+TEST_MOTO_PORT ?= 15000
+
+.PHONY: help tools run test unit lint-rust lint-template fmt bench
+
+help:
+	@echo "make run    run the function locally against local DynamoDB/S3 with demo data"
+	@echo "make test   run every test (starts its own emulators)"
+	@echo "make fmt    format the code"
+
+tools:
+	@scripts/install-tools.sh
+
+run: tools
+	@scripts/run-local.sh
+
+test: tools lint-rust
+	@scripts/test.sh
+
+lint-rust:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+lint-template: tools
+	.tools/sam/bin/cfn-lint template.yaml
+	.tools/sam/bin/sam validate --lint --template-file template.yaml --region $(AWS_REGION)
+
+fmt:
+	cargo fmt --all

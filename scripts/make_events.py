@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Regenerate the request fixtures under events/ (one per event source).
+
+Each carries a long-lived token signed with the documented dev secret, so that
+`cargo lambda invoke --data-file events/<name>.json` works against `make run`.
+"""
+import base64
+import json
+import pathlib
+
+from devtoken import DEV_SECRET, SEED_ALBUM, mint
+
+EVENTS = pathlib.Path(__file__).resolve().parent.parent / "events"
+TOKEN = mint(DEV_SECRET, [SEED_ALBUM], "image_list", exp=4102444800, iat=1764374400)
+AUTH = f'Token token="{TOKEN}"'
+SEED_IDS = [
+    "7dca41d5-d76a-4ebb-9e00-dd13c13fc238",
+    "dcd964c3-f54e-413c-ab2e-41c8608f5d16",
+    "8c35c2bf-318b-4657-a06c-68c8a012f757",
+    "295ec432-fcb7-4eae-b881-7ab2f5126a23",
+    "2f05ca7d-3347-4add-9959-41aac32eaf26",
+    "4ff0f180-e325-4478-a001-406856255f31",
+    "d9f1a5cf-b871-4d67-8a2a-88bf37760ae8",
+    "6942945b-87fa-42d6-831b-8db4bc3d2f51",
+    "cb61c3ed-6418-4d89-83e7-64f12fb9cfac",
+]
+FORM = "&".join(f"image_ids[]={i}" for i in SEED_IDS)
+FORM_TYPE = "application/x-www-form-urlencoded"
+COMMON = {
+    "accept": "application/json",
+    "authorization": AUTH,
+    "host": "example.org",
+    "user-agent": "curl/8.5.0",
+    "x-forwarded-for": "203.0.113.10",
+    "x-forwarded-port": "443",
+    "x-forwarded-proto": "https",
+}
+
+
+def rest(path, body, content_type, resource, path_parameters=None):
+    headers = {**COMMON, "content-type": content_type}
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": "DELETE",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "a1b2c3d4e5",
+            "resourceId": "r2d2c3",
+            "stage": "prod",
+            "requestId": "3cdcadc9-532d-4f5e-8826-8584694cf195",
+            "extendedRequestId": "Kx9aWFmDoAMEbxg=",
+            "identity": {"sourceIp": "203.0.113.10", "userAgent": "curl/8.5.0"},
+            "resourcePath": resource,
+            "httpMethod": "DELETE",
+            "path": f"/prod{path}",
+            "protocol": "HTTP/1.1",
+            "requestTime": "29/Nov/2026:09:00:00 +0000",
+            "requestTimeEpoch": 1796029200000,
+            "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "a1b2c3d4e5",
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def v2(domain, route_key, body, content_type, raw_query="", query=None):
+    return {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": "/api/v1/images",
+        "rawQueryString": raw_query,
+        **({"queryStringParameters": query} if query else {}),
+        "headers": {**COMMON, "content-type": content_type, "host": domain},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": domain.split(".")[0],
+            "domainName": domain,
+            "domainPrefix": domain.split(".")[0],
+            "http": {
+                "method": "DELETE",
+                "path": "/api/v1/images",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.10",
+                "userAgent": "curl/8.5.0",
+            },
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "29/Nov/2026:09:00:00 +0000",
+            "timeEpoch": 1796029200000,
+        },
+        "body": base64.b64encode(body.encode()).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def alb():
+    # ALB passes query keys through undecoded.
+    return {
+        "requestContext": {
+            "elb": {
+                "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/images/6d0ecf831eec9f09"
+            }
+        },
+        "httpMethod": "DELETE",
+        "path": "/api/v1/images",
+        "multiValueQueryStringParameters": {"image_ids%5B%5D": SEED_IDS[:2]},
+        "multiValueHeaders": {k: [v] for k, v in {**COMMON, "x-amzn-trace-id": "Root=1-67890abc-0123456789abcdef01234567"}.items()},
+        "body": "",
+        "isBase64Encoded": False,
+    }
+
+
+def main():
+    fixtures = {
+        "apigw-rest-bulk-delete.json": rest("/api/v1/images", FORM, FORM_TYPE, "/api/v1/images"),
+        "apigw-rest-delete-one.json": rest(
+            f"/api/v1/images/{SEED_IDS[0]}", None, FORM_TYPE, "/api/v1/images/{id}", {"id": SEED_IDS[0]}
+        ),
+        "apigw-http-bulk-delete.json": v2(
+            "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "DELETE /api/v1/images", FORM, FORM_TYPE
+        ),
+        "function-url-bulk-delete.json": v2(
+            "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws",
+            "$default",
+            json.dumps({"image_ids": SEED_IDS[:3]}),
+            "application/json",
+        ),
+        "alb-bulk-delete.json": alb(),
+    }
+    for name, event in fixtures.items():
+        (EVENTS / name).write_text(json.dumps(event, indent=2) + "\n")
+        print(f"wrote events/{name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: unit and integration tests (against emulators this script starts on
+# its own ports and stops afterwards), then the template checks. Fails if any fails.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export DYNAMODB_PORT=${TEST_DYNAMODB_PORT:-18000} MOTO_PORT=${TEST_MOTO_PORT:-15000}
+trap 'scripts/emulators.sh stop test' EXIT
+scripts/emulators.sh start test
+export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
+export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$MOTO_PORT"
+export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$MOTO_PORT"
+export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
+cargo nextest run --locked --all-targets --no-fail-fast
+if [ -f template.yaml ]; then
+  make --no-print-directory lint-template
+fi
