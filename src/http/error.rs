@@ -26,9 +26,15 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("body too large")]
     BodyTooLarge { max: usize },
-    /// AWS failed and nothing could be done.
-    #[error("upstream failure")]
-    Upstream { throttled: bool },
+    /// AWS throttled us and nothing could be done: retry after a pause.
+    #[error("throttled")]
+    Throttled,
+    /// AWS could not be reached in time and nothing could be done.
+    #[error("unavailable")]
+    Unavailable,
+    /// AWS refused the work and nothing could be done.
+    #[error("internal error")]
+    Internal,
 }
 
 /// `Retry-After` for throttled answers, in seconds.
@@ -45,8 +51,8 @@ impl ApiError {
             }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Upstream { throttled: true } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Upstream { throttled: false } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Throttled | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -61,8 +67,9 @@ impl ApiError {
             Self::InvalidBody => "invalid_body",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BodyTooLarge { .. } => "body_too_large",
-            Self::Upstream { throttled: true } => "service_unavailable",
-            Self::Upstream { throttled: false } => "internal_error",
+            Self::Throttled => "throttled",
+            Self::Unavailable => "service_unavailable",
+            Self::Internal => "internal_error",
         }
     }
 
@@ -83,10 +90,9 @@ impl ApiError {
                 "Send application/x-www-form-urlencoded or application/json.".into()
             }
             Self::BodyTooLarge { max } => format!("The body is larger than {max} bytes."),
-            Self::Upstream { throttled: true } => {
-                "The service is busy; retry the request shortly.".into()
-            }
-            Self::Upstream { throttled: false } => "The request could not be completed.".into(),
+            Self::Throttled => "The service is busy; retry the request shortly.".into(),
+            Self::Unavailable => "The service did not answer in time; retry the request.".into(),
+            Self::Internal => "The request could not be completed.".into(),
         }
     }
 
@@ -108,7 +114,7 @@ impl ApiError {
             Self::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("DELETE"));
             }
-            Self::Upstream { throttled: true } => {
+            Self::Throttled => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),

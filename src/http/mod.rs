@@ -200,8 +200,10 @@ fn upstream_failure(outcome: &DeleteOutcome) -> Result<(), ApiError> {
         source = cause.source();
     }
     tracing::error!(error = %chain, failed = outcome.failed.len(), "deletion failed");
-    Err(ApiError::Upstream {
-        throttled: err.kind() == StoreErrorKind::Throttled,
+    Err(match err.kind() {
+        StoreErrorKind::Throttled => ApiError::Throttled,
+        StoreErrorKind::Unavailable => ApiError::Unavailable,
+        StoreErrorKind::Failed => ApiError::Internal,
     })
 }
 
@@ -264,7 +266,9 @@ fn deadline(request: &Request) -> Deadline {
         .filter(|c| c.deadline > 0)
         .map(|c| {
             let deadline = UNIX_EPOCH + Duration::from_millis(c.deadline);
-            let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+            let left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
             tracing::debug!(left_ms = left.as_millis() as u64, "invocation time left");
             left.saturating_sub(ANSWER_MARGIN)
         })
@@ -277,4 +281,236 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The endpoint over in-memory fakes (and one mocked DynamoDB client): statuses,
+    //! and proof that refused requests never reach a store.
+    use super::*;
+    use crate::domain::{AlbumId, ImageRecord, ObjectKey};
+    use crate::store::dynamodb::DynamoCatalog;
+    use crate::store::memory::{MemoryCatalog, MemoryObjectStore};
+    use lambda_http::http;
+    use secrecy::SecretString;
+    use std::sync::Arc;
+
+    const KEY: &str = "unit-test-key-0123456789abcdef0123456789";
+    const A: &str = "7dca41d5-d76a-4ebb-9e00-dd13c13fc238";
+    const B: &str = "dcd964c3-f54e-413c-ab2e-41c8608f5d16";
+    const FORM: &str = "application/x-www-form-urlencoded";
+
+    struct Fixture {
+        api: Api,
+        catalog: Arc<MemoryCatalog>,
+        objects: Arc<MemoryObjectStore>,
+    }
+
+    fn tokens() -> Tokens {
+        Tokens::new(&[SecretString::from(KEY.to_owned())], 14400).unwrap()
+    }
+
+    fn api_over(
+        catalog: Arc<dyn crate::ports::Catalog>,
+        objects: Arc<dyn crate::ports::ObjectStore>,
+    ) -> Api {
+        let abilities = vec!["image_delete".to_owned(), "image_list".to_owned()];
+        Api::new(Deleter::new(catalog, objects), tokens(), 2, abilities)
+    }
+
+    /// Images A and B in album "a", one object each.
+    fn fixture() -> Fixture {
+        let catalog = Arc::new(MemoryCatalog::default());
+        let objects = Arc::new(MemoryObjectStore::default());
+        for id in [A, B] {
+            let key = format!("a/{id}");
+            objects.put_all(std::slice::from_ref(&key));
+            catalog.put(ImageRecord {
+                id: ImageId::parse(id).unwrap(),
+                album_id: AlbumId::parse("a").unwrap(),
+                object_keys: vec![ObjectKey::parse(&key).unwrap()],
+            });
+        }
+        Fixture {
+            api: api_over(catalog.clone(), objects.clone()),
+            catalog,
+            objects,
+        }
+    }
+
+    fn token() -> String {
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "exp": unix_now() + 60, "iat": unix_now(), "user_id": "u",
+            "abilities": {"a": {"Access": {"image_list": true}}}
+        }))
+        .unwrap();
+        tokens().mint(&claims, unix_now())
+    }
+
+    fn request(
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Request {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type);
+        if let Some(auth) = auth {
+            builder = builder.header("authorization", auth);
+        }
+        builder.body(Body::Text(body.to_owned())).unwrap()
+    }
+
+    fn authed(body: &str) -> Request {
+        request(
+            "DELETE",
+            "/api/v1/images",
+            Some(&format!("Bearer {}", token())),
+            FORM,
+            body,
+        )
+    }
+
+    fn code(response: &Response<Body>) -> String {
+        let Body::Text(text) = response.body() else {
+            return String::new();
+        };
+        serde_json::from_str::<serde_json::Value>(text).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn refused_requests_never_reach_a_store() {
+        let f = fixture();
+        let bearer = format!("Bearer {}", token());
+        let cases = [
+            (
+                request(
+                    "DELETE",
+                    "/api/v1/images",
+                    None,
+                    FORM,
+                    &format!("image_ids[]={A}"),
+                ),
+                401,
+            ),
+            (
+                request("DELETE", "/api/v1/images", Some("Bearer x.y.z"), FORM, ""),
+                401,
+            ),
+            (authed("image_ids[]=oops"), 400),
+            (
+                authed(&format!(
+                    "image_ids[]={A}&image_ids[]={B}&image_ids[]=00000000-0000-4000-8000-000000000000"
+                )),
+                400,
+            ),
+            (
+                request("DELETE", "/api/v1/images", Some(&bearer), "text/csv", A),
+                415,
+            ),
+            (authed(&"x".repeat(input::MAX_BODY_BYTES + 1)), 413),
+            (
+                request("GET", "/api/v1/images", Some(&bearer), FORM, ""),
+                405,
+            ),
+            (
+                request("DELETE", "/api/v2/images", Some(&bearer), FORM, ""),
+                404,
+            ),
+        ];
+        for (req, status) in cases {
+            let response = f.api.handle(req).await;
+            assert_eq!(response.status(), status);
+            assert!(response.headers().get("x-token").is_none());
+        }
+        assert_eq!(f.catalog.calls() + f.objects.calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_image_whose_object_stays_is_left_out_and_keeps_its_record() {
+        // GIVEN B's object cannot be deleted
+        let f = fixture();
+        f.objects.fail_key(&format!("a/{B}"));
+        // WHEN A and B are deleted
+        let response = f
+            .api
+            .handle(authed(&format!("image_ids[]={A}&image_ids[]={B}")))
+            .await;
+        // THEN 200 with A only, and B's record and object remain
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.body(), &Body::Text(format!("[\"{A}\"]")));
+        assert_eq!(f.catalog.ids(), vec![B.to_owned()]);
+        assert_eq!(f.objects.keys(), vec![format!("a/{B}")]);
+    }
+
+    #[tokio::test]
+    async fn nothing_deleted_because_aws_failed_is_a_5xx_without_a_token() {
+        let f = fixture();
+        f.catalog.fail_get(A);
+        let response = f.api.handle(authed(&format!("image_ids[]={A}"))).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(code(&response), "service_unavailable");
+        assert!(response.headers().get("retry-after").is_none());
+        assert!(response.headers().get("x-token").is_none());
+        assert_eq!(response.headers()["cache-control"], "no-cache, no-store");
+    }
+
+    #[tokio::test]
+    async fn throttled_dynamodb_gives_503_with_retry_after() {
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;
+        use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        // GIVEN DynamoDB throttles every read
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_error(|| {
+            BatchGetItemError::ProvisionedThroughputExceededException(
+                ProvisionedThroughputExceededException::builder()
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("ProvisionedThroughputExceededException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let objects = Arc::new(MemoryObjectStore::default());
+        let api = api_over(
+            Arc::new(DynamoCatalog::new(client, "images", 4)),
+            objects.clone(),
+        );
+        // WHEN a delete arrives
+        let response = api.handle(authed(&format!("image_ids[]={A}"))).await;
+        // THEN 503, Retry-After, the JSON error, and nothing touched in S3
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        assert_eq!(code(&response), "throttled");
+        assert_eq!(objects.calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_single_route_fails_with_a_5xx_when_its_image_is_not_fully_deleted() {
+        let f = fixture();
+        f.objects.fail_key(&format!("a/{A}"));
+        let path = format!("/api/v1/images/{}", A.to_uppercase());
+        let response = f
+            .api
+            .handle(request(
+                "DELETE",
+                &path,
+                Some(&format!("Token {}", token())),
+                FORM,
+                "",
+            ))
+            .await;
+        assert_eq!(response.status(), 500);
+        assert_eq!(code(&response), "internal_error");
+        assert_eq!(f.catalog.ids().len(), 2);
+    }
 }

@@ -227,3 +227,211 @@ impl Catalog for DynamoCatalog {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Fault injection with `aws-smithy-mocks`: the emulators never return unprocessed
+    //! items or throttle, so these paths are exercised here.
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetItemOutput};
+    use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+    use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    const TABLE: &str = "images";
+
+    fn ids(n: usize) -> Vec<ImageId> {
+        (0..n)
+            .map(|i| ImageId::parse(&format!("00000000-0000-4000-8000-{i:012}")).unwrap())
+            .collect()
+    }
+
+    fn item(id: &ImageId) -> Item {
+        HashMap::from([
+            (ATTR_ID.into(), AttributeValue::S(id.to_string())),
+            (ATTR_ALBUM_ID.into(), AttributeValue::S("album".into())),
+            (
+                ATTR_OBJECT_KEYS.into(),
+                AttributeValue::Ss(vec![format!("k/{id}")]),
+            ),
+        ])
+    }
+
+    fn keys_of(
+        input: &aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput,
+    ) -> Vec<Item> {
+        input.request_items().unwrap()[TABLE].keys().to_vec()
+    }
+
+    fn deadline() -> Deadline {
+        Deadline::after(Duration::from_secs(10))
+    }
+
+    #[tokio::test]
+    async fn unprocessed_keys_are_retried_until_every_record_is_read() {
+        // GIVEN DynamoDB answers the first read with half the keys unprocessed
+        let wanted = ids(4);
+        let (done, left) = (wanted[..2].to_vec(), wanted[2..].to_vec());
+        let first = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+            .match_requests(|r| keys_of(r).len() == 4)
+            .then_output(move || {
+                let left_keys: Vec<Item> = left.iter().map(DynamoCatalog::key).collect();
+                BatchGetItemOutput::builder()
+                    .responses(TABLE, done.iter().map(item).collect())
+                    .unprocessed_keys(
+                        TABLE,
+                        KeysAndAttributes::builder()
+                            .set_keys(Some(left_keys))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            });
+        let retry = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+            .match_requests(|r| keys_of(r).len() == 2)
+            .then_compute_output(|r| {
+                let items = keys_of(r)
+                    .iter()
+                    .map(|k| item(&DynamoCatalog::id_of(k).unwrap()))
+                    .collect();
+                BatchGetItemOutput::builder()
+                    .responses(TABLE, items)
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &retry]);
+        let catalog = DynamoCatalog::new(client, TABLE, 4);
+        // WHEN the four are read
+        let lookup = catalog.get(&wanted, deadline()).await;
+        // THEN all four are found after one retry
+        assert_eq!(lookup.found.len(), 4);
+        assert!(lookup.unread.is_empty() && lookup.error.is_none());
+        assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn reads_are_chunked_to_100_keys_with_consistent_projected_reads() {
+        let max = Arc::new(AtomicUsize::new(0));
+        let seen = max.clone();
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(move |r| {
+            let request = &r.request_items().unwrap()[TABLE];
+            assert_eq!(request.consistent_read(), Some(true));
+            assert!(request.projection_expression().is_some());
+            seen.fetch_max(request.keys().len(), Ordering::SeqCst);
+            BatchGetItemOutput::builder().build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let lookup = DynamoCatalog::new(client, TABLE, 4)
+            .get(&ids(250), deadline())
+            .await;
+        assert!(lookup.found.is_empty() && lookup.unread.is_empty());
+        assert_eq!(rule.num_calls(), 3);
+        assert_eq!(max.load(Ordering::SeqCst), MAX_GET_BATCH);
+    }
+
+    #[tokio::test]
+    async fn throttled_reads_leave_every_id_unread_and_say_so() {
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_error(|| {
+            BatchGetItemError::ProvisionedThroughputExceededException(
+                ProvisionedThroughputExceededException::builder()
+                    .message("slow down")
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("ProvisionedThroughputExceededException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let lookup = DynamoCatalog::new(client, TABLE, 4)
+            .get(&ids(3), deadline())
+            .await;
+        assert_eq!(lookup.unread.len(), 3);
+        assert_eq!(lookup.error.unwrap().kind(), StoreErrorKind::Throttled);
+    }
+
+    #[tokio::test]
+    async fn a_record_without_an_album_is_never_returned_as_found() {
+        let wanted = ids(2);
+        let items: Vec<Item> = vec![item(&wanted[0]), DynamoCatalog::key(&wanted[1])];
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(move || {
+            BatchGetItemOutput::builder()
+                .responses(TABLE, items.clone())
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let lookup = DynamoCatalog::new(client, TABLE, 4)
+            .get(&wanted, deadline())
+            .await;
+        assert_eq!(lookup.found.len(), 1);
+        assert_eq!(lookup.unread, vec![wanted[1].clone()]);
+        assert_eq!(lookup.error.unwrap().kind(), StoreErrorKind::Failed);
+    }
+
+    fn requests_of(
+        input: &aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput,
+    ) -> Vec<WriteRequest> {
+        input.request_items().unwrap()[TABLE].clone()
+    }
+
+    #[tokio::test]
+    async fn unprocessed_items_are_retried_until_done_in_chunks_of_25() {
+        // GIVEN DynamoDB leaves the first item of every first attempt unprocessed
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let rule =
+            mock!(aws_sdk_dynamodb::Client::batch_write_item).then_compute_output(move |r| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let requests = requests_of(r);
+                assert!(requests.len() <= MAX_WRITE_BATCH);
+                if requests.len() > 1 {
+                    BatchWriteItemOutput::builder()
+                        .unprocessed_items(TABLE, requests[..1].to_vec())
+                        .build()
+                } else {
+                    BatchWriteItemOutput::builder().build()
+                }
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        // WHEN 60 records are deleted (3 chunks)
+        let result = DynamoCatalog::new(client, TABLE, 4)
+            .delete(&ids(60), deadline())
+            .await;
+        // THEN every item is done after one retry per chunk
+        assert!(result.failed.is_empty() && result.error.is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn items_still_unprocessed_at_the_deadline_are_reported_failed() {
+        // GIVEN DynamoDB never processes the second item
+        let wanted = ids(2);
+        let stuck = wanted[1].clone();
+        let rule =
+            mock!(aws_sdk_dynamodb::Client::batch_write_item).then_compute_output(move |r| {
+                let left: Vec<WriteRequest> = requests_of(r)
+                    .into_iter()
+                    .filter(|w| {
+                        DynamoCatalog::id_of(w.delete_request().unwrap().key())
+                            == Some(stuck.clone())
+                    })
+                    .collect();
+                BatchWriteItemOutput::builder()
+                    .unprocessed_items(TABLE, left)
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        // WHEN the two are deleted with 300 ms to go
+        let result = DynamoCatalog::new(client, TABLE, 4)
+            .delete(&wanted, Deadline::after(Duration::from_millis(300)))
+            .await;
+        // THEN only the stuck one is failed, as unavailable, after some retries
+        assert_eq!(result.failed, vec![wanted[1].clone()]);
+        assert_eq!(result.error.unwrap().kind(), StoreErrorKind::Unavailable);
+        assert!(rule.num_calls() >= 2);
+    }
+}

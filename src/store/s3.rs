@@ -144,3 +144,123 @@ impl ObjectStore for S3ObjectStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Per-key errors and chunking, injected with `aws-smithy-mocks` (moto never
+    //! reports per-key errors).
+    use super::*;
+    use aws_sdk_s3::operation::delete_objects::{DeleteObjectsInput, DeleteObjectsOutput};
+    use aws_sdk_s3::types::Error as KeyError;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn keys(n: usize) -> Vec<ObjectKey> {
+        (0..n)
+            .map(|i| ObjectKey::parse(&format!("k/{i}")).unwrap())
+            .collect()
+    }
+
+    fn keys_in(input: &DeleteObjectsInput) -> Vec<String> {
+        input
+            .delete()
+            .unwrap()
+            .objects()
+            .iter()
+            .map(|o| o.key().to_owned())
+            .collect()
+    }
+
+    fn key_error(key: &str, code: &str) -> KeyError {
+        KeyError::builder()
+            .key(key)
+            .code(code)
+            .message("injected")
+            .build()
+    }
+
+    fn deadline() -> Deadline {
+        Deadline::after(Duration::from_secs(10))
+    }
+
+    #[tokio::test]
+    async fn a_per_key_error_fails_only_that_key() {
+        // GIVEN S3 refuses to delete k/1
+        let rule = mock!(aws_sdk_s3::Client::delete_objects).then_compute_output(|r| {
+            assert_eq!(r.delete().unwrap().quiet(), Some(true));
+            DeleteObjectsOutput::builder()
+                .errors(key_error("k/1", "AccessDenied"))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+        // WHEN three keys are deleted
+        let result = S3ObjectStore::new(client, "b", 4)
+            .delete(&keys(3), deadline())
+            .await;
+        // THEN only k/1 failed, not retried, with a reason
+        assert_eq!(result.failed, vec![ObjectKey::parse("k/1").unwrap()]);
+        assert_eq!(result.error.unwrap().kind(), StoreErrorKind::Failed);
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn transient_per_key_errors_are_retried() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let rule = mock!(aws_sdk_s3::Client::delete_objects).then_compute_output(move |r| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let sent = keys_in(r);
+            if sent.len() > 1 {
+                DeleteObjectsOutput::builder()
+                    .errors(key_error(&sent[0], "InternalError"))
+                    .build()
+            } else {
+                DeleteObjectsOutput::builder().build()
+            }
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+        let result = S3ObjectStore::new(client, "b", 4)
+            .delete(&keys(3), deadline())
+            .await;
+        assert!(result.failed.is_empty() && result.error.is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn slow_down_until_the_deadline_is_reported_as_throttling() {
+        let rule = mock!(aws_sdk_s3::Client::delete_objects).then_compute_output(|r| {
+            let errors: Vec<KeyError> = keys_in(r)
+                .iter()
+                .map(|k| key_error(k, "SlowDown"))
+                .collect();
+            DeleteObjectsOutput::builder()
+                .set_errors(Some(errors))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+        let result = S3ObjectStore::new(client, "b", 4)
+            .delete(&keys(2), Deadline::after(Duration::from_millis(200)))
+            .await;
+        assert_eq!(result.failed.len(), 2);
+        assert_eq!(result.error.unwrap().kind(), StoreErrorKind::Throttled);
+    }
+
+    #[tokio::test]
+    async fn deletes_are_chunked_to_1000_keys() {
+        let max = Arc::new(AtomicUsize::new(0));
+        let seen = max.clone();
+        let rule = mock!(aws_sdk_s3::Client::delete_objects).then_compute_output(move |r| {
+            seen.fetch_max(keys_in(r).len(), Ordering::SeqCst);
+            DeleteObjectsOutput::builder().build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+        let result = S3ObjectStore::new(client, "b", 4)
+            .delete(&keys(2500), deadline())
+            .await;
+        assert!(result.failed.is_empty());
+        assert_eq!(rule.num_calls(), 3);
+        assert_eq!(max.load(Ordering::SeqCst), MAX_DELETE_BATCH);
+    }
+}
