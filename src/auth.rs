@@ -190,16 +190,24 @@ pub fn token_from_header(value: Option<&[u8]>) -> Result<&str, TokenError> {
     }
 }
 
-/// Reads signing keys from a secret's text: a JSON object `{"keys": ["...", ...]}`, a
-/// JSON array of strings, or the key itself as plain text.
+/// Reads signing keys from a secret's text: `{"keys": ["new", "old", ...]}` while
+/// rotating, `{"key": "..."}` (what the template generates), a JSON array of strings,
+/// or the key itself as plain text.
 pub fn keys_from_secret_text(text: &str) -> Vec<SecretString> {
     #[derive(serde::Deserialize)]
     struct KeyList {
         keys: Vec<String>,
     }
+    #[derive(serde::Deserialize)]
+    struct OneKey {
+        key: String,
+    }
     let trimmed = text.trim();
     if let Ok(list) = serde_json::from_str::<KeyList>(trimmed) {
         return list.keys.into_iter().map(SecretString::from).collect();
+    }
+    if let Ok(one) = serde_json::from_str::<OneKey>(trimmed) {
+        return vec![SecretString::from(one.key)];
     }
     if let Ok(list) = serde_json::from_str::<Vec<String>>(trimmed) {
         return list.into_iter().map(SecretString::from).collect();
@@ -391,6 +399,10 @@ mod tests {
         let n = |text: &str| keys_from_secret_text(text).len();
         assert_eq!(n(r#"{"keys": ["a", "b"]}"#), 2);
         assert_eq!(n(r#"["a"]"#), 1);
+        assert_eq!(
+            keys_from_secret_text(r#"{"key": "generated"}"#)[0].expose_secret(),
+            "generated"
+        );
         assert_eq!(
             keys_from_secret_text(" plain \n")[0].expose_secret(),
             "plain"

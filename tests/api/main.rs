@@ -9,3 +9,4 @@ mod bulk;
 mod events;
 mod helpers;
 mod inputs;
+mod secrets;
