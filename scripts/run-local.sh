@@ -12,11 +12,13 @@ export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=${AWS
 export IMAGES_TABLE=${IMAGES_TABLE:-images} IMAGES_BUCKET=${IMAGES_BUCKET:-images}
 export JWT_SECRET=${JWT_SECRET:-dev-secret-for-local-runs-only-0123456789abcdef}
 export RUST_LOG=${RUST_LOG:-info}
+port=${RUN_PORT:-9000}
+name=${RUN_NAME:-run}   # keeps this run's emulator state apart (.run/NAME)
 
 if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ] || [ -z "${AWS_ENDPOINT_URL_S3:-}" ]; then
   export DYNAMODB_PORT=${DYNAMODB_PORT:-8000} MOTO_PORT=${MOTO_PORT:-5000}
-  trap 'scripts/emulators.sh stop run' EXIT
-  scripts/emulators.sh start run
+  trap 'scripts/emulators.sh stop "$name"' EXIT
+  scripts/emulators.sh start "$name"
   export AWS_ENDPOINT_URL_DYNAMODB=${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:$DYNAMODB_PORT}
   export AWS_ENDPOINT_URL_S3=${AWS_ENDPOINT_URL_S3:-http://127.0.0.1:$MOTO_PORT}
 fi
@@ -25,18 +27,18 @@ fi
 token=$(python3 scripts/devtoken.py --album 00100000123BB121)
 cat <<MSG
 
-The function is starting on http://127.0.0.1:9000 (first build takes a few minutes).
+The function is starting on http://127.0.0.1:$port (first build takes a few minutes).
 Delete two of the demo images with:
 
-  curl -i -X DELETE http://127.0.0.1:9000/api/v1/images \\
+  curl -i -X DELETE http://127.0.0.1:$port/api/v1/images \\
     -H 'Authorization: Token token="$token"' \\
     -H 'Content-Type: application/x-www-form-urlencoded' \\
     --data 'image_ids[]=7dca41d5-d76a-4ebb-9e00-dd13c13fc238&image_ids[]=dcd964c3-f54e-413c-ab2e-41c8608f5d16'
 
 Or send a whole fixture (PATH needs .tools/py/bin for cargo-lambda):
-  cargo lambda invoke delete-images -A 127.0.0.1 --data-file events/apigw-rest-bulk-delete.json
+  cargo lambda invoke delete-images -A 127.0.0.1 -P $port --data-file events/apigw-rest-bulk-delete.json
 Ctrl-C stops everything.
 
 MSG
 # --timeout gives invocations a real deadline (without it the deadline is "now").
-exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 --timeout 30
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --timeout 30

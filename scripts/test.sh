@@ -12,6 +12,7 @@ export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$MOTO_PORT"
 export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$MOTO_PORT"
 export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
 cargo nextest run --locked --all-targets --no-fail-fast
+scripts/smoke-run.sh
 if [ -f template.yaml ]; then
   make --no-print-directory lint-template
 fi
