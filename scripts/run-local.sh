@@ -23,11 +23,14 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ] || [ -z "${AWS_ENDPOINT_URL_S3:-}" ];
   export AWS_ENDPOINT_URL_S3=${AWS_ENDPOINT_URL_S3:-http://127.0.0.1:$MOTO_PORT}
 fi
 
+# Build before serving: cargo lambda watch would otherwise build on the first request,
+# which can outlast the invocation timeout on a fresh machine.
+cargo build --locked --bin delete-images
 .tools/py/bin/python scripts/seed_demo.py
 token=$(python3 scripts/devtoken.py --album 00100000123BB121)
 cat <<MSG
 
-The function is starting on http://127.0.0.1:$port (first build takes a few minutes).
+The function is starting on http://127.0.0.1:$port.
 Delete two of the demo images with:
 
   curl -i -X DELETE http://127.0.0.1:$port/api/v1/images \\

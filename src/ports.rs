@@ -35,6 +35,8 @@ pub struct Lookup {
     pub unread: Vec<ImageId>,
     /// Why some ids are unread; `Some` whenever `unread` is not empty.
     pub error: Option<StoreError>,
+    /// Calls repeated for unprocessed keys.
+    pub retries: u64,
 }
 
 /// The result of a batch operation: everything not in `failed` was done.
@@ -43,6 +45,10 @@ pub struct Partial<K> {
     pub failed: Vec<K>,
     /// Why some items failed; `Some` whenever `failed` is not empty.
     pub error: Option<StoreError>,
+    /// Calls repeated for unprocessed or transiently failed items.
+    pub retries: u64,
+    /// Items the service refused one by one (S3's per-key errors), retried or not.
+    pub item_errors: u64,
 }
 
 impl<K> Default for Partial<K> {
@@ -50,6 +56,8 @@ impl<K> Default for Partial<K> {
         Self {
             failed: Vec::new(),
             error: None,
+            retries: 0,
+            item_errors: 0,
         }
     }
 }
@@ -59,6 +67,8 @@ impl<K> Partial<K> {
     pub fn absorb(&mut self, other: Partial<K>) {
         self.failed.extend(other.failed);
         self.error = StoreError::worst(self.error.take(), other.error);
+        self.retries += other.retries;
+        self.item_errors += other.item_errors;
     }
 }
 

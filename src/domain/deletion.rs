@@ -47,6 +47,10 @@ pub struct DeleteOutcome {
     pub objects_deleted: usize,
     /// Why `failed` is not empty; `Some` exactly when it is not.
     pub error: Option<StoreError>,
+    /// Store calls repeated for unprocessed or transiently failed items.
+    pub retries: u64,
+    /// Objects the store refused one by one.
+    pub object_errors: u64,
 }
 
 /// Deletes images through the catalog and object store ports.
@@ -77,6 +81,8 @@ impl Deleter {
 
         let mut failed: HashSet<ImageId> = lookup.unread.into_iter().collect();
         let mut error = lookup.error;
+        let mut retries = lookup.retries;
+        let mut object_errors = 0;
         let found: HashMap<&ImageId, &ImageRecord> =
             lookup.found.iter().map(|r| (&r.id, r)).collect();
 
@@ -101,6 +107,8 @@ impl Deleter {
                 );
             }
             error = StoreError::worst(error, result.error);
+            retries += result.retries;
+            object_errors += result.item_errors;
         }
 
         let to_unrecord: Vec<ImageId> = lookup
@@ -113,9 +121,14 @@ impl Deleter {
             let result = self.catalog.delete(&to_unrecord, deadline).await;
             failed.extend(result.failed);
             error = StoreError::worst(error, result.error);
+            retries += result.retries;
         }
 
-        let mut outcome = DeleteOutcome::default();
+        let mut outcome = DeleteOutcome {
+            retries,
+            object_errors,
+            ..DeleteOutcome::default()
+        };
         for id in ids.as_slice() {
             if failed.contains(id) {
                 outcome.failed.push(id.clone());

@@ -15,12 +15,15 @@ use lambda_http::{Body, Request, RequestExt};
 
 use crate::auth::{Tokens, token_from_header};
 use crate::domain::{Authority, Claims, DeleteOutcome, Deleter, ImageId, ImageIds};
+use crate::metrics::Metrics;
 use crate::ports::StoreErrorKind;
 use crate::retry::Deadline;
 pub use error::ApiError;
 use input::Route;
 
 pub(crate) const JSON: &str = "application/json; charset=utf-8";
+/// The `Trigger` dimension of this entry point's metrics.
+const METRICS_TRIGGER: &str = "http";
 
 /// Time kept back from the invocation's deadline to build and send the answer.
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);
@@ -56,14 +59,13 @@ pub struct Api {
     delete_abilities: Vec<String>,
 }
 
-/// What one request did, for its log line.
+/// What one request did, for its log line and metrics.
 #[derive(Default)]
 struct Tally {
     requested: usize,
-    deleted: usize,
     missing: usize,
     failed: usize,
-    objects_deleted: usize,
+    metrics: Metrics,
 }
 
 impl Api {
@@ -91,17 +93,21 @@ impl Api {
             Err(err) => err.into_response(),
         };
         let response = finish(response, &request_id, started);
+        if response.status() == StatusCode::UNAUTHORIZED {
+            tally.metrics.denied_requests = 1;
+        }
         tracing::info!(
             request_id = %request_id,
             status = response.status().as_u16(),
             requested = tally.requested,
-            deleted = tally.deleted,
+            deleted = tally.metrics.images_deleted,
             missing = tally.missing,
             failed = tally.failed,
-            objects_deleted = tally.objects_deleted,
+            objects_deleted = tally.metrics.objects_deleted,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request"
         );
+        tally.metrics.emit(METRICS_TRIGGER);
         response
     }
 
@@ -132,10 +138,12 @@ impl Api {
                 return Err(ApiError::Unauthorized);
             }
         };
-        tally.deleted = outcome.deleted.len();
         tally.missing = outcome.missing.len();
         tally.failed = outcome.failed.len();
-        tally.objects_deleted = outcome.objects_deleted;
+        tally.metrics.images_deleted = outcome.deleted.len() as u64;
+        tally.metrics.objects_deleted = outcome.objects_deleted as u64;
+        tally.metrics.unprocessed_retries = outcome.retries;
+        tally.metrics.s3_key_errors = outcome.object_errors;
         let fresh_token = self.tokens.mint(&claims, unix_now());
         let mut response = match route {
             Route::Bulk => bulk_answer(outcome)?,

@@ -116,6 +116,7 @@ impl DynamoCatalog {
                 return lookup;
             }
             tracing::debug!(unprocessed = pending.len(), "retrying unprocessed keys");
+            lookup.retries += 1;
             if !backoff.wait(deadline).await {
                 lookup.unread.extend(pending.iter().filter_map(Self::id_of));
                 lookup.error = StoreError::worst(lookup.error, Some(deadline_passed(OP)));
@@ -138,6 +139,7 @@ impl DynamoCatalog {
             })
             .collect();
         let mut backoff = Backoff::default();
+        let mut retries = 0;
         let ids_of = |requests: &[WriteRequest]| -> Vec<ImageId> {
             requests
                 .iter()
@@ -158,9 +160,13 @@ impl DynamoCatalog {
                         .cloned()
                         .unwrap_or_default();
                     if pending.is_empty() {
-                        return Partial::default();
+                        return Partial {
+                            retries,
+                            ..Partial::default()
+                        };
                     }
                     tracing::debug!(unprocessed = pending.len(), "retrying unprocessed items");
+                    retries += 1;
                     if backoff.wait(deadline).await {
                         continue;
                     }
@@ -172,6 +178,8 @@ impl DynamoCatalog {
             return Partial {
                 failed: ids_of(&pending),
                 error: Some(error),
+                retries,
+                item_errors: 0,
             };
         }
     }
@@ -212,6 +220,7 @@ impl Catalog for DynamoCatalog {
             all.found.extend(part.found);
             all.unread.extend(part.unread);
             all.error = StoreError::worst(all.error, part.error);
+            all.retries += part.retries;
             all
         })
     }
@@ -310,6 +319,7 @@ mod tests {
         assert_eq!(lookup.found.len(), 4);
         assert!(lookup.unread.is_empty() && lookup.error.is_none());
         assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+        assert_eq!(lookup.retries, 1);
     }
 
     #[tokio::test]
@@ -404,6 +414,7 @@ mod tests {
         // THEN every item is done after one retry per chunk
         assert!(result.failed.is_empty() && result.error.is_none());
         assert_eq!(calls.load(Ordering::SeqCst), 6);
+        assert_eq!(result.retries, 3);
     }
 
     #[tokio::test]

@@ -107,6 +107,7 @@ impl S3ObjectStore {
                 retrying = retry.len(),
                 "S3 per-key delete errors"
             );
+            result.item_errors += errors.len() as u64;
             result.error = StoreError::worst(result.error, worst);
             if retry.is_empty() {
                 return result;
@@ -118,6 +119,7 @@ impl S3ObjectStore {
                 return result;
             }
             pending = retry;
+            result.retries += 1;
         }
     }
 }
@@ -226,6 +228,7 @@ mod tests {
             .await;
         assert!(result.failed.is_empty() && result.error.is_none());
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!((result.retries, result.item_errors), (1, 1));
     }
 
     #[tokio::test]
