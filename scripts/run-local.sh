@@ -44,4 +44,4 @@ Ctrl-C stops everything.
 
 MSG
 # --timeout gives invocations a real deadline (without it the deadline is "now").
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --timeout 30
+cargo lambda watch --bin delete-images --invoke-address 127.0.0.1 --invoke-port "$port" --timeout 30

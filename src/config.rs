@@ -18,7 +18,8 @@ pub struct Config {
     pub table: String,
     /// `IMAGES_BUCKET`
     pub bucket: String,
-    pub keys: KeySource,
+    /// Token keys; only the HTTP entry point needs them (checked when it is built).
+    pub keys: Option<KeySource>,
     /// `MAX_IDS`: distinct ids accepted per request.
     pub max_ids: usize,
     /// `DELETE_ABILITIES`: any one of these, granted for an image's album, allows its deletion.
@@ -27,6 +28,12 @@ pub struct Config {
     pub token_ttl_seconds: i64,
     /// `AWS_CONCURRENCY`: AWS calls in flight at once for one step of a request.
     pub concurrency: usize,
+    /// `ALBUM_INDEX`: the table's global secondary index on `album_id`.
+    pub album_index: String,
+    /// `ALBUM_PAGE_SIZE`: images deleted per page of an album cleanup.
+    pub album_page_size: usize,
+    /// `CLEANUP_QUEUE_URL`: where unfinished album cleanups are handed on.
+    pub cleanup_queue_url: Option<String>,
     /// Set when `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` points at an emulator,
     /// which wants path-style S3 addressing.
     pub s3_path_style: bool,
@@ -48,6 +55,8 @@ impl Config {
     /// 16 calls in flight covers 1600 reads, 16000 object deletes or 400 record deletes
     /// per wave; see the README's benchmark notes.
     pub const DEFAULT_CONCURRENCY: usize = 16;
+    /// One page is one `BatchGetItem` call's worth of ids.
+    pub const DEFAULT_ALBUM_PAGE_SIZE: usize = 100;
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -58,9 +67,9 @@ impl Config {
         let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         let keys = match (get("JWT_SECRET_ARN"), get("JWT_SECRET")) {
-            (Some(arn), _) => KeySource::SecretArn(arn),
-            (None, Some(secret)) => KeySource::Env(SecretString::from(secret)),
-            (None, None) => return Err(ConfigError::Missing("JWT_SECRET_ARN or JWT_SECRET")),
+            (Some(arn), _) => Some(KeySource::SecretArn(arn)),
+            (None, Some(secret)) => Some(KeySource::Env(SecretString::from(secret))),
+            (None, None) => None,
         };
         let delete_abilities: Vec<String> = get("DELETE_ABILITIES")
             .unwrap_or_else(|| Self::DEFAULT_DELETE_ABILITIES.to_owned())
@@ -87,6 +96,14 @@ impl Config {
                 60..=7 * 24 * 3600,
             )?,
             concurrency: number(&get, "AWS_CONCURRENCY", Self::DEFAULT_CONCURRENCY, 1..=256)?,
+            album_index: get("ALBUM_INDEX").unwrap_or_else(|| "album_id-index".to_owned()),
+            album_page_size: number(
+                &get,
+                "ALBUM_PAGE_SIZE",
+                Self::DEFAULT_ALBUM_PAGE_SIZE,
+                1..=1000,
+            )?,
+            cleanup_queue_url: get("CLEANUP_QUEUE_URL"),
             s3_path_style: get("AWS_ENDPOINT_URL_S3").is_some()
                 || get("AWS_ENDPOINT_URL").is_some(),
         })
@@ -144,7 +161,9 @@ mod tests {
         assert_eq!(c.delete_abilities, ["image_delete", "image_list"]);
         assert_eq!(c.token_ttl_seconds, 14400);
         assert!(!c.s3_path_style);
-        assert!(matches!(c.keys, KeySource::Env(_)));
+        assert!(matches!(c.keys, Some(KeySource::Env(_))));
+        assert_eq!(c.album_page_size, 100);
+        assert!(c.cleanup_queue_url.is_none());
     }
 
     #[test]
@@ -160,7 +179,7 @@ mod tests {
             .to_string();
         assert!(err.starts_with("MAX_IDS is invalid"), "{err}");
         assert!(config(&[BASE, &[("DELETE_ABILITIES", " , ")]].concat()).is_err());
-        assert!(config(&BASE[..2]).is_err());
+        assert!(config(&BASE[..2]).unwrap().keys.is_none());
     }
 
     #[test]
@@ -176,7 +195,7 @@ mod tests {
             .concat(),
         )
         .unwrap();
-        assert!(matches!(c.keys, KeySource::SecretArn(ref a) if a == "arn:x"));
+        assert!(matches!(c.keys, Some(KeySource::SecretArn(ref a)) if a == "arn:x"));
         assert!(c.s3_path_style);
     }
 }

@@ -11,3 +11,4 @@ pub mod ports;
 pub mod retry;
 pub mod startup;
 pub mod store;
+pub mod triggers;

@@ -6,7 +6,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::domain::{ImageId, ImageRecord, ObjectKey};
+use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::retry::Deadline;
 
 /// The catalog of image records (DynamoDB in production).
@@ -18,6 +18,30 @@ pub trait Catalog: Send + Sync {
 
     /// Deletes the records of `ids`. Deleting an absent record succeeds.
     async fn delete(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId>;
+
+    /// One page of the ids of `album`'s images (through the album index), starting
+    /// after `after` when given.
+    async fn album_page(
+        &self,
+        album: &AlbumId,
+        after: Option<&ImageId>,
+        limit: usize,
+        deadline: Deadline,
+    ) -> Result<AlbumPage, StoreError>;
+}
+
+/// A page of an album's image ids; `next` is where the following page starts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AlbumPage {
+    pub ids: Vec<ImageId>,
+    pub next: Option<ImageId>,
+}
+
+/// Passes unfinished work on to a later invocation (the cleanup queue in production).
+#[async_trait]
+pub trait HandOff: Send + Sync {
+    /// Asks for the rest of `album` to be deleted later.
+    async fn continue_album(&self, album: &AlbumId) -> Result<(), StoreError>;
 }
 
 /// The store of image objects (S3 in production).
@@ -115,6 +139,18 @@ impl StoreError {
 
     pub fn operation(&self) -> &'static str {
         self.operation
+    }
+
+    /// This error and its causes, `: `-separated, for one log line.
+    pub fn chain(&self) -> String {
+        let mut chain = self.to_string();
+        let mut source = StdError::source(self);
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        chain
     }
 
     /// Keeps the error that matters most to the caller: throttling (so it backs off),

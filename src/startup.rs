@@ -9,11 +9,13 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use secrecy::SecretString;
 
 use crate::auth::{Tokens, keys_from_secret_text};
-use crate::config::{Config, KeySource};
+use crate::config::{Config, ConfigError, KeySource};
 use crate::domain::Deleter;
 use crate::http::Api;
 use crate::store::dynamodb::DynamoCatalog;
 use crate::store::s3::S3ObjectStore;
+use crate::store::sqs::SqsHandOff;
+use crate::triggers::Cleanup;
 
 /// Connecting to an AWS endpoint in-region takes milliseconds; a second is generous.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -53,12 +55,10 @@ pub fn deleter(config: &Config, aws: &SdkConfig) -> Deleter {
         .force_path_style(config.s3_path_style)
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(s3_config);
+    let catalog = DynamoCatalog::new(dynamodb, &config.table, config.concurrency)
+        .with_album_index(&config.album_index);
     Deleter::new(
-        Arc::new(DynamoCatalog::new(
-            dynamodb,
-            &config.table,
-            config.concurrency,
-        )),
+        Arc::new(catalog),
         Arc::new(S3ObjectStore::new(s3, &config.bucket, config.concurrency)),
     )
 }
@@ -66,8 +66,9 @@ pub fn deleter(config: &Config, aws: &SdkConfig) -> Deleter {
 /// The token keys: from the environment, or read once from Secrets Manager.
 pub async fn tokens(config: &Config, aws: &SdkConfig) -> Result<Tokens, InitError> {
     let keys: Vec<SecretString> = match &config.keys {
-        KeySource::Env(secret) => vec![secret.clone()],
-        KeySource::SecretArn(arn) => {
+        None => return Err(ConfigError::Missing("JWT_SECRET_ARN or JWT_SECRET").into()),
+        Some(KeySource::Env(secret)) => vec![secret.clone()],
+        Some(KeySource::SecretArn(arn)) => {
             let client = aws_sdk_secretsmanager::Client::new(aws);
             let secret = client
                 .get_secret_value()
@@ -91,6 +92,21 @@ pub async fn api(config: &Config, aws: &SdkConfig) -> Result<Api, InitError> {
         tokens(config, aws).await?,
         config.max_ids,
         config.delete_abilities.clone(),
+    ))
+}
+
+/// The cleanup triggers, ready to serve.
+pub fn cleanup(config: &Config, aws: &SdkConfig) -> Result<Cleanup, InitError> {
+    let queue_url = config
+        .cleanup_queue_url
+        .clone()
+        .ok_or(ConfigError::Missing("CLEANUP_QUEUE_URL"))?;
+    let handoff = SqsHandOff::new(aws_sdk_sqs::Client::new(aws), queue_url);
+    Ok(Cleanup::new(
+        deleter(config, aws),
+        Arc::new(handoff),
+        config.max_ids,
+        config.album_page_size,
     ))
 }
 

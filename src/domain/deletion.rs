@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::ImageRecord;
 use super::claims::Abilities;
 use super::ids::{ImageId, ImageIds, ObjectKey};
-use crate::ports::{Catalog, ObjectStore, StoreError, StoreErrorKind};
+use crate::ports::{Catalog, ObjectStore, Partial, StoreError, StoreErrorKind};
 use crate::retry::Deadline;
 
 /// On whose behalf images are deleted.
@@ -63,6 +63,22 @@ pub struct Deleter {
 impl Deleter {
     pub fn new(catalog: Arc<dyn Catalog>, objects: Arc<dyn ObjectStore>) -> Self {
         Self { catalog, objects }
+    }
+
+    pub(crate) fn catalog(&self) -> &dyn Catalog {
+        self.catalog.as_ref()
+    }
+
+    /// Deletes objects whose records are already gone (records removed elsewhere).
+    pub async fn purge_objects(
+        &self,
+        keys: &[ObjectKey],
+        deadline: Deadline,
+    ) -> Partial<ObjectKey> {
+        if keys.is_empty() {
+            return Partial::default();
+        }
+        self.objects.delete(keys, deadline).await
     }
 
     /// Deletes `ids` on behalf of `authority`, all or nothing as far as authorization

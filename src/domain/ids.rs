@@ -143,6 +143,16 @@ impl ImageIds {
         Self(vec![id])
     }
 
+    /// Already-parsed ids (from a store), deduplicated; the caller bounds the count.
+    pub fn from_ids(ids: impl IntoIterator<Item = ImageId>) -> Self {
+        let mut seen = HashSet::new();
+        Self(
+            ids.into_iter()
+                .filter(|id| seen.insert(id.clone()))
+                .collect(),
+        )
+    }
+
     pub fn as_slice(&self) -> &[ImageId] {
         &self.0
     }

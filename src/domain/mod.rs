@@ -1,10 +1,12 @@
 //! The domain: ids, claims, image records and the one implementation of "delete these
 //! images" that every trigger uses. Nothing here knows about HTTP or the AWS SDK.
 
+pub mod album;
 pub mod claims;
 pub mod deletion;
 pub mod ids;
 
+pub use album::{AlbumOutcome, AlbumProgress};
 pub use claims::{Abilities, Claims};
 pub use deletion::{Authority, DeleteOutcome, Deleter, Denied};
 pub use ids::{AlbumId, ImageId, ImageIds, InvalidImageId, InvalidImageIds, ObjectKey};

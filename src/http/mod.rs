@@ -200,14 +200,7 @@ fn upstream_failure(outcome: &DeleteOutcome) -> Result<(), ApiError> {
     let Some(err) = &outcome.error else {
         return Ok(());
     };
-    let mut chain = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    tracing::error!(error = %chain, failed = outcome.failed.len(), "deletion failed");
+    tracing::error!(error = %err.chain(), failed = outcome.failed.len(), "deletion failed");
     Err(match err.kind() {
         StoreErrorKind::Throttled => ApiError::Throttled,
         StoreErrorKind::Unavailable => ApiError::Unavailable,

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, 
 
 use super::{before_deadline, chunks, classify, deadline_passed};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
-use crate::ports::{Catalog, Lookup, Partial, StoreError, StoreErrorKind};
+use crate::ports::{AlbumPage, Catalog, Lookup, Partial, StoreError, StoreErrorKind};
 use crate::retry::{Backoff, Deadline, for_each_bounded};
 
 /// DynamoDB caps `BatchGetItem` at 100 keys per call.
@@ -24,10 +24,14 @@ pub const ATTR_OBJECT_KEYS: &str = "object_keys";
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The global secondary index on `album_id` (keys only) that album cleanup pages through.
+pub const DEFAULT_ALBUM_INDEX: &str = "album_id-index";
+
 /// Image records in one DynamoDB table keyed by `id`.
 pub struct DynamoCatalog {
     client: Client,
     table: String,
+    album_index: String,
     concurrency: usize,
 }
 
@@ -37,8 +41,14 @@ impl DynamoCatalog {
         Self {
             client,
             table: table.into(),
+            album_index: DEFAULT_ALBUM_INDEX.to_owned(),
             concurrency,
         }
+    }
+
+    pub fn with_album_index(mut self, index: impl Into<String>) -> Self {
+        self.album_index = index.into();
+        self
     }
 
     fn key(id: &ImageId) -> Item {
@@ -211,6 +221,42 @@ fn parse_record(item: &Item) -> Result<ImageRecord, Option<ImageId>> {
 
 #[async_trait]
 impl Catalog for DynamoCatalog {
+    async fn album_page(
+        &self,
+        album: &AlbumId,
+        after: Option<&ImageId>,
+        limit: usize,
+        deadline: Deadline,
+    ) -> Result<AlbumPage, StoreError> {
+        const OP: &str = "DynamoDB Query";
+        let start = after.map(|id| {
+            let mut key = Self::key(id);
+            key.insert(
+                ATTR_ALBUM_ID.to_owned(),
+                AttributeValue::S(album.as_str().to_owned()),
+            );
+            key
+        });
+        let sent = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(&self.album_index)
+            .key_condition_expression("#album = :album")
+            .expression_attribute_names("#album", ATTR_ALBUM_ID)
+            .expression_attribute_values(":album", AttributeValue::S(album.as_str().to_owned()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send();
+        let output = before_deadline(deadline, OP, sent)
+            .await?
+            .map_err(|e| classify(OP, e))?;
+        Ok(AlbumPage {
+            ids: output.items().iter().filter_map(Self::id_of).collect(),
+            next: output.last_evaluated_key().and_then(Self::id_of),
+        })
+    }
+
     async fn get(&self, ids: &[ImageId], deadline: Deadline) -> Lookup {
         let parts = for_each_bounded(chunks(ids, MAX_GET_BATCH), self.concurrency, |chunk| {
             self.get_chunk(chunk, deadline)

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use crate::domain::{ImageId, ImageRecord, ObjectKey};
-use crate::ports::{Catalog, Lookup, ObjectStore, Partial, StoreError, StoreErrorKind};
+use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
+use crate::ports::{
+    AlbumPage, Catalog, HandOff, Lookup, ObjectStore, Partial, StoreError, StoreErrorKind,
+};
 use crate::retry::Deadline;
 
 /// A catalog in a map. Ids named by `fail_get` / `fail_delete` fail as a store would.
@@ -54,6 +56,28 @@ impl MemoryCatalog {
 
 #[async_trait]
 impl Catalog for MemoryCatalog {
+    async fn album_page(
+        &self,
+        album: &AlbumId,
+        after: Option<&ImageId>,
+        limit: usize,
+        _deadline: Deadline,
+    ) -> Result<AlbumPage, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let records = self.records.lock().unwrap();
+        let mut ids = records
+            .values()
+            .filter(|r| &r.album_id == album && after.is_none_or(|a| &r.id > a))
+            .map(|r| r.id.clone());
+        let page: Vec<ImageId> = ids.by_ref().take(limit).collect();
+        let next = if ids.next().is_some() {
+            page.last().cloned()
+        } else {
+            None
+        };
+        Ok(AlbumPage { ids: page, next })
+    }
+
     async fn get(&self, ids: &[ImageId], _deadline: Deadline) -> Lookup {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let records = self.records.lock().unwrap();
@@ -133,5 +157,25 @@ impl ObjectStore for MemoryObjectStore {
             }
         }
         result
+    }
+}
+
+/// A hand-off that records what it was asked to continue.
+#[derive(Default)]
+pub struct MemoryHandOff {
+    albums: Mutex<Vec<AlbumId>>,
+}
+
+impl MemoryHandOff {
+    pub fn albums(&self) -> Vec<AlbumId> {
+        self.albums.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl HandOff for MemoryHandOff {
+    async fn continue_album(&self, album: &AlbumId) -> Result<(), StoreError> {
+        self.albums.lock().unwrap().push(album.clone());
+        Ok(())
     }
 }

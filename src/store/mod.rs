@@ -4,6 +4,7 @@
 pub mod dynamodb;
 pub mod memory;
 pub mod s3;
+pub mod sqs;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::error::SdkError;

@@ -1,0 +1,35 @@
+//! The cleanup function: SQS deletion jobs, EventBridge `AlbumDeleted` events and
+//! DynamoDB Streams `REMOVE` records, told apart by shape (see `triggers`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use image_delete::config::Config;
+use image_delete::retry::Deadline;
+use image_delete::startup;
+use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+/// Kept back from the invocation's deadline to send the answer.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    startup::init_logging();
+    let config = Config::from_env()?;
+    let aws = startup::aws_config().await;
+    let cleanup: &'static _ = Box::leak(Box::new(startup::cleanup(&config, &aws)?));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let answer = cleanup
+            .handle(
+                event.payload,
+                Deadline::after(left.saturating_sub(ANSWER_MARGIN)),
+            )
+            .await?;
+        Ok::<Value, Error>(answer)
+    }))
+    .await
+}

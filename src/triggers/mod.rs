@@ -1,0 +1,329 @@
+//! Event-driven cleanup on the same deletion core as the HTTP endpoint:
+//! SQS deletion jobs, EventBridge `AlbumDeleted` events and DynamoDB Streams `REMOVE`
+//! records. One binary serves all three, telling them apart by the event's shape.
+//!
+//! These triggers act with system authority: the IAM policy on the queue, the event
+//! bus and the stream is the authorization.
+
+pub mod events;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::domain::{
+    AlbumId, AlbumOutcome, AlbumProgress, Authority, Deleter, ImageIds, ObjectKey,
+};
+use crate::metrics::Metrics;
+use crate::ports::HandOff;
+use crate::retry::{Deadline, for_each_bounded};
+use events::{BatchResponse, BridgeEvent, CleanupEvent, SqsEvent, SqsMessage, StreamEvent};
+
+/// Time kept for one more page of an album: below it, the rest is handed on.
+pub const HANDOFF_MARGIN: Duration = Duration::from_secs(5);
+/// SQS messages processed at once (a batch holds at most 10 by default).
+const MESSAGE_CONCURRENCY: usize = 4;
+/// The `detail-type` of album deletion events.
+pub const ALBUM_DELETED: &str = "AlbumDeleted";
+
+/// Why an invocation failed as a whole (Lambda retries it, then parks it).
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("unrecognised event: {0}")]
+    UnknownEvent(serde_json::Error),
+    #[error("EventBridge event {id} is not an AlbumDeleted event with a valid detail.album_id")]
+    BadAlbumEvent { id: String },
+    #[error("album cleanup for event {id} left {failed} image(s) undone")]
+    AlbumIncomplete { id: String, failed: usize },
+}
+
+/// A deletion job on the cleanup queue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobBody {
+    #[serde(default)]
+    image_ids: Option<Vec<String>>,
+    #[serde(default)]
+    album_id: Option<String>,
+}
+
+enum Job {
+    Images(ImageIds),
+    Album(AlbumId),
+}
+
+/// The cleanup triggers, built once at init.
+pub struct Cleanup {
+    deleter: Deleter,
+    handoff: Arc<dyn HandOff>,
+    max_ids: usize,
+    page_size: usize,
+    margin: Duration,
+}
+
+impl Cleanup {
+    pub fn new(
+        deleter: Deleter,
+        handoff: Arc<dyn HandOff>,
+        max_ids: usize,
+        page_size: usize,
+    ) -> Self {
+        Self {
+            deleter,
+            handoff,
+            max_ids,
+            page_size,
+            margin: HANDOFF_MARGIN,
+        }
+    }
+
+    /// Changes the hand-off margin (tests use short deadlines).
+    pub fn with_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// Handles one invocation of any of the three triggers.
+    pub async fn handle(&self, event: Value, deadline: Deadline) -> Result<Value, CleanupError> {
+        let event = CleanupEvent::parse(event).map_err(CleanupError::UnknownEvent)?;
+        let mut metrics = Metrics::default();
+        let (trigger, result) = match event {
+            CleanupEvent::Sqs(event) => ("sqs", Ok(self.sqs(event, deadline, &mut metrics).await)),
+            CleanupEvent::Stream(event) => (
+                "stream",
+                Ok(self.stream(event, deadline, &mut metrics).await),
+            ),
+            CleanupEvent::Bridge(event) => (
+                "album",
+                self.album_deleted(event, deadline, &mut metrics)
+                    .await
+                    .map(|()| BatchResponse::default()),
+            ),
+        };
+        if let Ok(response) = &result {
+            metrics.failed_messages = response.batch_item_failures.len() as u64;
+        }
+        metrics.emit(trigger);
+        result.map(|r| serde_json::to_value(r).expect("serializable"))
+    }
+
+    async fn sqs(
+        &self,
+        event: SqsEvent,
+        deadline: Deadline,
+        metrics: &mut Metrics,
+    ) -> BatchResponse {
+        let results = for_each_bounded(event.records, MESSAGE_CONCURRENCY, |message| async move {
+            let mut m = Metrics::default();
+            let ok = self.sqs_message(&message, deadline, &mut m).await;
+            (message.message_id, ok, m)
+        })
+        .await;
+        let mut response = BatchResponse::default();
+        for (message_id, ok, m) in results {
+            add(metrics, &m);
+            if !ok {
+                response.fail(message_id);
+            }
+        }
+        response
+    }
+
+    /// Processes one job; false when it must be delivered again.
+    async fn sqs_message(
+        &self,
+        message: &SqsMessage,
+        deadline: Deadline,
+        metrics: &mut Metrics,
+    ) -> bool {
+        let job = match self.parse_job(message.body.as_deref().unwrap_or_default()) {
+            Ok(job) => job,
+            Err(why) => {
+                // Retried until the queue parks it in the dead-letter queue.
+                tracing::error!(message_id = %message.message_id, why, "malformed cleanup job");
+                return false;
+            }
+        };
+        match job {
+            Job::Images(ids) => {
+                let outcome = self
+                    .deleter
+                    .delete(&ids, Authority::System, deadline)
+                    .await
+                    .expect("system authority is never denied");
+                metrics.images_deleted += outcome.deleted.len() as u64;
+                metrics.objects_deleted += outcome.objects_deleted as u64;
+                metrics.unprocessed_retries += outcome.retries;
+                metrics.s3_key_errors += outcome.object_errors;
+                tracing::info!(
+                    message_id = %message.message_id,
+                    requested = ids.len(),
+                    deleted = outcome.deleted.len(),
+                    missing = outcome.missing.len(),
+                    failed = outcome.failed.len(),
+                    "cleanup job"
+                );
+                if let Some(err) = &outcome.error {
+                    log_undone(&message.message_id, &outcome.failed, err);
+                }
+                outcome.failed.is_empty()
+            }
+            Job::Album(album) => {
+                let outcome = self
+                    .deleter
+                    .delete_album(&album, self.page_size, deadline, self.margin)
+                    .await;
+                self.finish_album(&message.message_id, &album, outcome, metrics)
+                    .await
+            }
+        }
+    }
+
+    fn parse_job(&self, body: &str) -> Result<Job, &'static str> {
+        let job: JobBody =
+            serde_json::from_str(body).map_err(|_| "body is not a JSON job object")?;
+        match (job.image_ids, job.album_id) {
+            (Some(ids), None) => ImageIds::parse(ids.iter().map(String::as_str), self.max_ids)
+                .map(Job::Images)
+                .map_err(|_| "image_ids holds a malformed id or too many ids"),
+            (None, Some(album)) => AlbumId::parse(&album)
+                .map(Job::Album)
+                .map_err(|_| "album_id is not a valid album id"),
+            _ => Err("a job names exactly one of image_ids and album_id"),
+        }
+    }
+
+    /// Logs an album run, hands the rest on when time ran short; true when the work
+    /// is done or safely handed on.
+    async fn finish_album(
+        &self,
+        source_id: &str,
+        album: &AlbumId,
+        outcome: AlbumOutcome,
+        metrics: &mut Metrics,
+    ) -> bool {
+        metrics.images_deleted += outcome.deleted as u64;
+        metrics.objects_deleted += outcome.objects_deleted as u64;
+        metrics.unprocessed_retries += outcome.retries;
+        metrics.s3_key_errors += outcome.object_errors;
+        tracing::info!(
+            source_id,
+            album = album.as_str(),
+            deleted = outcome.deleted,
+            failed = outcome.failed.len(),
+            progress = ?outcome.progress,
+            "album cleanup"
+        );
+        if let Some(err) = &outcome.error {
+            log_undone(source_id, &outcome.failed, err);
+        }
+        if !outcome.failed.is_empty() {
+            return false;
+        }
+        match outcome.progress {
+            AlbumProgress::Done => true,
+            AlbumProgress::Stopped => false,
+            AlbumProgress::OutOfTime => match self.handoff.continue_album(album).await {
+                Ok(()) => {
+                    tracing::info!(source_id, album = album.as_str(), "album cleanup handed on");
+                    true
+                }
+                Err(err) => {
+                    tracing::error!(source_id, error = %err, "album hand-off failed");
+                    false
+                }
+            },
+        }
+    }
+
+    async fn album_deleted(
+        &self,
+        event: BridgeEvent,
+        deadline: Deadline,
+        metrics: &mut Metrics,
+    ) -> Result<(), CleanupError> {
+        let album = event
+            .detail
+            .get("album_id")
+            .and_then(Value::as_str)
+            .filter(|_| event.detail_type == ALBUM_DELETED)
+            .and_then(|a| AlbumId::parse(a).ok())
+            .ok_or_else(|| CleanupError::BadAlbumEvent {
+                id: event.id.clone(),
+            })?;
+        let outcome = self
+            .deleter
+            .delete_album(&album, self.page_size, deadline, self.margin)
+            .await;
+        let failed = outcome.failed.len();
+        if self.finish_album(&event.id, &album, outcome, metrics).await {
+            Ok(())
+        } else {
+            Err(CleanupError::AlbumIncomplete {
+                id: event.id,
+                failed,
+            })
+        }
+    }
+
+    /// Deletes the objects of removed records, in stream order; on the first failure
+    /// reports that record, so Lambda retries from it (and parks it after its retries).
+    async fn stream(
+        &self,
+        event: StreamEvent,
+        deadline: Deadline,
+        metrics: &mut Metrics,
+    ) -> BatchResponse {
+        let mut response = BatchResponse::default();
+        for record in event.records {
+            if record.event_name != "REMOVE" {
+                continue;
+            }
+            let keys = old_object_keys(record.dynamodb.old_image.as_ref());
+            let result = self.deleter.purge_objects(&keys, deadline).await;
+            metrics.unprocessed_retries += result.retries;
+            metrics.s3_key_errors += result.item_errors;
+            metrics.objects_deleted += (keys.len() - result.failed.len()) as u64;
+            if let Some(err) = &result.error {
+                tracing::error!(
+                    event_id = %record.event_id,
+                    failed_objects = result.failed.len(),
+                    error = %err,
+                    "objects of a removed record remain; the record will be retried"
+                );
+                response.fail(record.dynamodb.sequence_number);
+                break;
+            }
+        }
+        response
+    }
+}
+
+/// The `object_keys` string set of a stream record's old image.
+fn old_object_keys(image: Option<&serde_json::Map<String, Value>>) -> Vec<ObjectKey> {
+    image
+        .and_then(|i| i.get("object_keys"))
+        .and_then(|v| v.get("SS"))
+        .and_then(Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(Value::as_str)
+                .filter_map(ObjectKey::parse)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn add(total: &mut Metrics, part: &Metrics) {
+    total.images_deleted += part.images_deleted;
+    total.objects_deleted += part.objects_deleted;
+    total.unprocessed_retries += part.unprocessed_retries;
+    total.s3_key_errors += part.s3_key_errors;
+}
+
+fn log_undone(source_id: &str, failed: &[crate::domain::ImageId], err: &crate::ports::StoreError) {
+    let ids: Vec<&str> = failed.iter().map(|id| id.as_str()).collect();
+    tracing::error!(source_id, failed = ?ids, error = %err.chain(), "images left undone; their records remain");
+}
