@@ -119,6 +119,87 @@ def alb():
     }
 
 
+def sqs_jobs():
+    bodies = [
+        json.dumps({"image_ids": SEED_IDS[:2]}),
+        "image_ids[]=not-a-json-job",
+        json.dumps({"album_id": SEED_ALBUM}),
+    ]
+    return {
+        "Records": [
+            {
+                "messageId": f"0c1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5{n}",
+                "receiptHandle": f"AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a{n}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1796029200000",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1796029200001",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:image-cleanup",
+                "awsRegion": "us-east-1",
+            }
+            for n, body in enumerate(bodies)
+        ]
+    }
+
+
+def album_deleted():
+    return {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "AlbumDeleted",
+        "source": "com.example.albums",
+        "account": "123456789012",
+        "time": "2026-11-29T09:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {"album_id": SEED_ALBUM},
+    }
+
+
+def stream_records():
+    image_id = SEED_IDS[2]
+    keys = [f"albums/{SEED_ALBUM}/{image_id}/{name}" for name in ("original.jpg", "thumb.jpg")]
+
+    def record(n, name, old_image, new_image):
+        change = {
+            "ApproximateCreationDateTime": 1796029200,
+            "Keys": {"id": {"S": image_id}},
+            "SequenceNumber": f"11100000000000000000000{n}",
+            "SizeBytes": 256,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+        if old_image:
+            change["OldImage"] = old_image
+        if new_image:
+            change["NewImage"] = new_image
+        return {
+            "eventID": f"c4ca4238a0b923820dcc509a6f75849{n}",
+            "eventName": name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": change,
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/images/stream/2026-11-29T00:00:00.000",
+        }
+
+    image = {"id": {"S": image_id}, "album_id": {"S": SEED_ALBUM}, "object_keys": {"SS": keys}}
+    removed = record(2, "REMOVE", image, None)
+    # A TTL expiry: removed by the DynamoDB service itself.
+    removed["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    return {
+        "Records": [
+            record(1, "MODIFY", image, {**image, "title": {"S": "renamed"}}),
+            removed,
+        ]
+    }
+
+
 def main():
     fixtures = {
         "apigw-rest-bulk-delete.json": rest("/api/v1/images", FORM, FORM_TYPE, "/api/v1/images"),
@@ -136,6 +217,14 @@ def main():
         ),
         "alb-bulk-delete.json": alb(),
     }
+    fixtures.update(
+        {
+            "cleanup/sqs-jobs.json": sqs_jobs(),
+            "cleanup/album-deleted.json": album_deleted(),
+            "cleanup/stream-remove.json": stream_records(),
+        }
+    )
+    (EVENTS / "cleanup").mkdir(exist_ok=True)
     for name, event in fixtures.items():
         (EVENTS / name).write_text(json.dumps(event, indent=2) + "\n")
         print(f"wrote events/{name}")

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use image_delete::auth::Tokens;
 use image_delete::config::Config;
@@ -34,6 +34,10 @@ pub const SEED_IDS: [&str; 9] = [
 
 pub struct TestApp {
     pub api: Api,
+    pub config: Config,
+    pub aws: aws_config::SdkConfig,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
     pub table: String,
@@ -59,11 +63,22 @@ impl TestApp {
         let suffix = format!("{:016x}", fastrand::u64(..));
         let table = format!("images-{suffix}");
         let bucket = format!("images-{suffix}");
+        let aws = startup::aws_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("cleanup-{suffix}"))
+            .send()
+            .await
+            .expect("create_queue on the SQS emulator (run through `make test`)")
+            .queue_url
+            .expect("a queue url");
         let mut vars: HashMap<String, String> = [
             ("IMAGES_TABLE", table.as_str()),
             ("IMAGES_BUCKET", bucket.as_str()),
             ("JWT_SECRET", DEV_SECRET),
             ("AWS_ENDPOINT_URL_S3", s3_url.as_str()),
+            ("CLEANUP_QUEUE_URL", queue_url.as_str()),
         ]
         .into_iter()
         .chain(extra.iter().copied())
@@ -72,7 +87,20 @@ impl TestApp {
         vars.entry("MAX_IDS".into())
             .or_insert_with(|| "1000".into());
         let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test config");
-        let aws = startup::aws_config().await;
+        let key = |name: &str| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap()
+        };
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap()
+        };
         let api = startup::api(&config, &aws).await.expect("api builds");
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         let s3 = aws_sdk_s3::Client::from_conf(
@@ -84,17 +112,18 @@ impl TestApp {
             .create_table()
             .table_name(&table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("id")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("id")
-                    .key_type(KeyType::Hash)
+            .attribute_definitions(attribute("id"))
+            .attribute_definitions(attribute("album_id"))
+            .key_schema(key("id"))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("album_id-index")
+                    .key_schema(key("album_id"))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
                     .build()
                     .unwrap(),
             )
@@ -109,6 +138,10 @@ impl TestApp {
         let tokens = Tokens::new(&[SecretString::from(DEV_SECRET.to_owned())], 14400).unwrap();
         Self {
             api,
+            config,
+            aws,
+            sqs,
+            queue_url,
             dynamodb,
             s3,
             table,
@@ -228,6 +261,29 @@ impl TestApp {
 
     pub fn verify(&self, token: &str) -> image_delete::domain::Claims {
         self.tokens.verify(token, now()).expect("a valid X-token")
+    }
+
+    /// The cleanup triggers, built as the cleanup binary builds them.
+    pub fn cleanup(&self) -> image_delete::triggers::Cleanup {
+        startup::cleanup(&self.config, &self.aws).expect("cleanup builds")
+    }
+
+    /// Bodies of the messages waiting on the cleanup queue.
+    pub async fn queued(&self) -> Vec<String> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive_message");
+        received
+            .messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_owned))
+            .collect()
     }
 
     pub async fn send(&self, request: Request) -> Response<Body> {
