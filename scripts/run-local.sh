@@ -13,6 +13,7 @@ export IMAGES_TABLE=${IMAGES_TABLE:-images} IMAGES_BUCKET=${IMAGES_BUCKET:-image
 export JWT_SECRET=${JWT_SECRET:-dev-secret-for-local-runs-only-0123456789abcdef}
 export RUST_LOG=${RUST_LOG:-info}
 port=${RUN_PORT:-9000}
+bin=${RUN_BIN:-delete-images}   # RUN_BIN=cleanup serves the cleanup triggers instead
 name=${RUN_NAME:-run}   # keeps this run's emulator state apart (.run/NAME)
 
 if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ] || [ -z "${AWS_ENDPOINT_URL_S3:-}" ]; then
@@ -21,14 +22,30 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ] || [ -z "${AWS_ENDPOINT_URL_S3:-}" ];
   scripts/emulators.sh start "$name"
   export AWS_ENDPOINT_URL_DYNAMODB=${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:$DYNAMODB_PORT}
   export AWS_ENDPOINT_URL_S3=${AWS_ENDPOINT_URL_S3:-http://127.0.0.1:$MOTO_PORT}
+  export AWS_ENDPOINT_URL_SQS=${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:$MOTO_PORT}
 fi
+export CLEANUP_QUEUE_URL=${CLEANUP_QUEUE_URL:-${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:5000}/123456789012/image-cleanup}
 
 # Build before serving: cargo lambda watch would otherwise build on the first request,
 # which can outlast the invocation timeout on a fresh machine.
-cargo build --locked --bin delete-images
+cargo build --locked --bin "$bin"
 .tools/py/bin/python scripts/seed_demo.py
-token=$(python3 scripts/devtoken.py --album 00100000123BB121)
-cat <<MSG
+if [ "$bin" = cleanup ]; then
+  cat <<MSG
+
+The cleanup triggers are starting on http://127.0.0.1:$port. Send them events with
+(PATH needs .tools/py/bin for cargo-lambda):
+
+  cargo lambda invoke cleanup -A 127.0.0.1 -P $port --data-file events/cleanup/sqs-jobs.json
+  cargo lambda invoke cleanup -A 127.0.0.1 -P $port --data-file events/cleanup/album-deleted.json
+  cargo lambda invoke cleanup -A 127.0.0.1 -P $port --data-file events/cleanup/stream-remove.json
+
+Ctrl-C stops everything.
+
+MSG
+else
+  token=$(python3 scripts/devtoken.py --album 00100000123BB121)
+  cat <<MSG
 
 The function is starting on http://127.0.0.1:$port.
 Delete two of the demo images with:
@@ -43,5 +60,6 @@ Or send a whole fixture (PATH needs .tools/py/bin for cargo-lambda):
 Ctrl-C stops everything.
 
 MSG
+fi
 # --timeout gives invocations a real deadline (without it the deadline is "now").
-cargo lambda watch --bin delete-images --invoke-address 127.0.0.1 --invoke-port "$port" --timeout 30
+cargo lambda watch --bin "$bin" --invoke-address 127.0.0.1 --invoke-port "$port" --timeout 30

@@ -59,6 +59,8 @@ def main() -> None:
     except ClientError as err:
         if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
+    queue = os.environ.get("CLEANUP_QUEUE_NAME", "image-cleanup")
+    boto3.client("sqs").create_queue(QueueName=queue)
     for image_id in DEMO_IDS:
         keys = [f"albums/{SEED_ALBUM}/{image_id}/{name}" for name in ("original.jpg", "thumb.jpg")]
         for key in keys:

@@ -1,28 +1,42 @@
 #!/usr/bin/env bash
-# Checks that `make run` works end to end: starts scripts/run-local.sh on spare ports,
-# runs the curl it prints, and expects 200 with the two demo ids. Stops what it started.
+# Checks that `make run` works end to end on spare ports:
+#  1. the HTTP function: the curl it prints deletes the two demo images, and every
+#     fixture in events/ goes through `cargo lambda invoke`;
+#  2. the cleanup triggers (RUN_BIN=cleanup): every fixture in events/cleanup/.
+# Stops everything it started.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export PATH="$root/.tools/py/bin:$PATH"   # cargo-lambda
-out=$(mktemp)
 export RUN_PORT=${SMOKE_PORT:-19000} RUN_NAME=smoke DYNAMODB_PORT=28000 MOTO_PORT=25000
-unset AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_S3
-setsid scripts/run-local.sh >"$out" 2>&1 &
-pid=$!
-cleanup() {
+unset AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_SQS CLEANUP_QUEUE_URL
+out=$(mktemp)
+pid=
+
+start() { # start BIN: make run in the background, until it serves
+  RUN_BIN=$1 setsid scripts/run-local.sh >"$out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 1200); do
+    grep -q "^Ctrl-C stops everything" "$out" && (exec 3<>"/dev/tcp/127.0.0.1/$RUN_PORT") 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "make run exited early:" >&2; cat "$out" >&2; exit 1; }
+    sleep 0.5
+  done
+  echo "make run did not come up:" >&2; cat "$out" >&2; exit 1
+}
+stop() {
+  [ -n "$pid" ] || return 0
   kill -TERM -- "-$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  pid=
   scripts/emulators.sh stop smoke
-  rm -f "$out"
 }
-trap cleanup EXIT
+trap 'stop; rm -f "$out"' EXIT
+invoke() { # invoke BIN FIXTURE: the function's answer as JSON
+  cargo lambda invoke "$1" -A 127.0.0.1 -P "$RUN_PORT" --data-file "$2"
+}
+json() { python3 -c "import json,sys; print($1)"; }
 
-for _ in $(seq 1 600); do
-  grep -q "^  curl " "$out" && (exec 3<>"/dev/tcp/127.0.0.1/$RUN_PORT") 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || { echo "make run exited early:" >&2; cat "$out" >&2; exit 1; }
-  sleep 0.5
-done
+start delete-images
 # The printed command, as a user would paste it, plus options to capture the answer.
 command=$(sed -n '/^  curl /,/--data/p' "$out" | sed 's/\\$//' | tr -d '\n')
 response=$(eval "$command -s --max-time 900 -w '\n%{http_code}'")
@@ -35,13 +49,23 @@ if [ "$status" != 200 ] || [ "$body" != "$expected" ]; then
   exit 1
 fi
 echo "smoke: make run's curl deleted the two demo images (200 $body)"
-
-# Every fixture is accepted by `cargo lambda invoke` and answered by the function.
 for fixture in events/*.json; do
-  answer=$(cargo lambda invoke delete-images -A 127.0.0.1 -P "$RUN_PORT" --data-file "$fixture")
-  code=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["statusCode"])' <<<"$answer")
+  code=$(invoke delete-images "$fixture" | json 'json.load(sys.stdin)["statusCode"]')
   case "$fixture:$code" in
     *delete-one.json:404 | *bulk-delete.json:200) echo "smoke: $fixture -> $code" ;;
-    *) echo "smoke: $fixture -> unexpected $code: $answer" >&2; exit 1 ;;
+    *) echo "smoke: $fixture -> unexpected $code" >&2; exit 1 ;;
   esac
 done
+stop
+
+start cleanup
+malformed=$(json 'json.load(open("events/cleanup/sqs-jobs.json"))["Records"][1]["messageId"]' </dev/null)
+failed=$(invoke cleanup events/cleanup/sqs-jobs.json | json '[f["itemIdentifier"] for f in json.load(sys.stdin)["batchItemFailures"]]')
+[ "$failed" = "['$malformed']" ] || { echo "smoke: sqs-jobs.json failed $failed, expected ['$malformed']" >&2; exit 1; }
+echo "smoke: events/cleanup/sqs-jobs.json -> only the malformed message failed"
+answer=$(invoke cleanup events/cleanup/album-deleted.json)
+[ "$answer" = null ] || { echo "smoke: album-deleted.json -> $answer" >&2; exit 1; }
+echo "smoke: events/cleanup/album-deleted.json -> done"
+failed=$(invoke cleanup events/cleanup/stream-remove.json | json 'json.load(sys.stdin)["batchItemFailures"]')
+[ "$failed" = "[]" ] || { echo "smoke: stream-remove.json failed $failed" >&2; exit 1; }
+echo "smoke: events/cleanup/stream-remove.json -> no failures"

@@ -21,6 +21,25 @@ impl Deadline {
         Self(Instant::now() + budget)
     }
 
+    /// The deadline of a Lambda invocation (`deadline_ms` since the epoch) less
+    /// `margin` to send the answer. A deadline that has already passed when the
+    /// invocation starts only comes from local emulators (cargo lambda hands out
+    /// "now"): then `fallback` applies. On Lambda an overrun ends the invocation,
+    /// which every step here survives (idempotent, records outlive objects).
+    pub fn from_lambda(deadline_ms: u64, margin: Duration, fallback: Duration) -> Self {
+        let deadline = std::time::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+        match deadline.duration_since(std::time::SystemTime::now()) {
+            Ok(left) if !left.is_zero() => Self::after(left.saturating_sub(margin)),
+            _ => {
+                tracing::debug!(
+                    deadline_ms,
+                    "invocation deadline already passed; using the fallback budget"
+                );
+                Self::after(fallback)
+            }
+        }
+    }
+
     pub fn remaining(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
     }
@@ -118,6 +137,25 @@ mod tests {
         let deadline = Deadline::after(Duration::ZERO);
         // WHEN asked to wait THEN it gives up at once
         assert!(!Backoff::default().wait(deadline).await);
+    }
+
+    #[test]
+    fn lambda_deadlines_keep_a_margin_and_stale_ones_fall_back() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let margin = Duration::from_millis(500);
+        let fallback = Duration::from_secs(25);
+        let real = Deadline::from_lambda(now_ms + 10_000, margin, fallback).remaining();
+        assert!(
+            real <= Duration::from_millis(9_500) && real > Duration::from_secs(9),
+            "{real:?}"
+        );
+        for stale in [0, now_ms - 1000, now_ms] {
+            let left = Deadline::from_lambda(stale, margin, fallback).remaining();
+            assert!(left > Duration::from_secs(24), "{stale}: {left:?}");
+        }
     }
 
     #[tokio::test]

@@ -27,11 +27,7 @@ const METRICS_TRIGGER: &str = "http";
 
 /// Time kept back from the invocation's deadline to build and send the answer.
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);
-/// Least budget granted: local emulators hand out deadlines that passed while the
-/// function was compiling; on Lambda an overrun ends the invocation, which is safe
-/// because every step is idempotent and records outlive their objects.
-const MIN_BUDGET: Duration = Duration::from_secs(1);
-/// Budget when the invocation has no deadline (tests, local tools).
+/// Budget when the invocation has no usable deadline (tests, local tools).
 const DEFAULT_BUDGET: Duration = Duration::from_secs(25);
 
 /// The seed's headers, sent on every answer.
@@ -260,21 +256,10 @@ fn stage(request: &Request) -> Option<&str> {
     }
 }
 
-/// The invocation's deadline less the answer margin, never under `MIN_BUDGET`.
+/// The invocation's deadline less the answer margin.
 fn deadline(request: &Request) -> Deadline {
-    let budget = request
-        .lambda_context_ref()
-        .filter(|c| c.deadline > 0)
-        .map(|c| {
-            let deadline = UNIX_EPOCH + Duration::from_millis(c.deadline);
-            let left = deadline
-                .duration_since(SystemTime::now())
-                .unwrap_or_default();
-            tracing::debug!(left_ms = left.as_millis() as u64, "invocation time left");
-            left.saturating_sub(ANSWER_MARGIN)
-        })
-        .unwrap_or(DEFAULT_BUDGET);
-    Deadline::after(budget.max(MIN_BUDGET))
+    let deadline_ms = request.lambda_context_ref().map_or(0, |c| c.deadline);
+    Deadline::from_lambda(deadline_ms, ANSWER_MARGIN, DEFAULT_BUDGET)
 }
 
 fn unix_now() -> i64 {

@@ -90,23 +90,33 @@ impl Cleanup {
         let event = CleanupEvent::parse(event).map_err(CleanupError::UnknownEvent)?;
         let mut metrics = Metrics::default();
         let (trigger, result) = match event {
-            CleanupEvent::Sqs(event) => ("sqs", Ok(self.sqs(event, deadline, &mut metrics).await)),
+            CleanupEvent::Sqs(event) => (
+                "sqs",
+                Ok(Some(self.sqs(event, deadline, &mut metrics).await)),
+            ),
             CleanupEvent::Stream(event) => (
                 "stream",
-                Ok(self.stream(event, deadline, &mut metrics).await),
+                Ok(Some(self.stream(event, deadline, &mut metrics).await)),
             ),
+            // EventBridge invokes asynchronously: success is an empty answer.
             CleanupEvent::Bridge(event) => (
                 "album",
                 self.album_deleted(event, deadline, &mut metrics)
                     .await
-                    .map(|()| BatchResponse::default()),
+                    .map(|()| None),
             ),
         };
-        if let Ok(response) = &result {
-            metrics.failed_messages = response.batch_item_failures.len() as u64;
-        }
+        metrics.failed_messages = match &result {
+            Ok(Some(response)) => response.batch_item_failures.len() as u64,
+            Ok(None) => 0,
+            Err(_) => 1,
+        };
         metrics.emit(trigger);
-        result.map(|r| serde_json::to_value(r).expect("serializable"))
+        result.map(|r| {
+            r.map_or(Value::Null, |r| {
+                serde_json::to_value(r).expect("serializable")
+            })
+        })
     }
 
     async fn sqs(

@@ -1,7 +1,7 @@
 //! The cleanup function: SQS deletion jobs, EventBridge `AlbumDeleted` events and
 //! DynamoDB Streams `REMOVE` records, told apart by shape (see `triggers`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use image_delete::config::Config;
 use image_delete::retry::Deadline;
@@ -11,6 +11,8 @@ use serde_json::Value;
 
 /// Kept back from the invocation's deadline to send the answer.
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+/// Budget when the invocation has no usable deadline (local tools).
+const DEFAULT_BUDGET: Duration = Duration::from_secs(25);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -19,16 +21,8 @@ async fn main() -> Result<(), Error> {
     let aws = startup::aws_config().await;
     let cleanup: &'static _ = Box::leak(Box::new(startup::cleanup(&config, &aws)?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        let left = deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        let answer = cleanup
-            .handle(
-                event.payload,
-                Deadline::after(left.saturating_sub(ANSWER_MARGIN)),
-            )
-            .await?;
+        let deadline = Deadline::from_lambda(event.context.deadline, ANSWER_MARGIN, DEFAULT_BUDGET);
+        let answer = cleanup.handle(event.payload, deadline).await?;
         Ok::<Value, Error>(answer)
     }))
     .await
