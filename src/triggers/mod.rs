@@ -337,3 +337,116 @@ fn log_undone(source_id: &str, failed: &[crate::domain::ImageId], err: &crate::p
     let ids: Vec<&str> = failed.iter().map(|id| id.as_str()).collect();
     tracing::error!(source_id, failed = ?ids, error = %err.chain(), "images left undone; their records remain");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ImageId, ImageRecord};
+    use crate::store::memory::{MemoryCatalog, MemoryHandOff, MemoryObjectStore};
+    use serde_json::json;
+
+    fn cleanup() -> (
+        Cleanup,
+        Arc<MemoryCatalog>,
+        Arc<MemoryObjectStore>,
+        Arc<MemoryHandOff>,
+    ) {
+        let catalog = Arc::new(MemoryCatalog::default());
+        let objects = Arc::new(MemoryObjectStore::default());
+        let handoff = Arc::new(MemoryHandOff::default());
+        let deleter = Deleter::new(catalog.clone(), objects.clone());
+        (
+            Cleanup::new(deleter, handoff.clone(), 10, 2),
+            catalog,
+            objects,
+            handoff,
+        )
+    }
+
+    fn deadline() -> Deadline {
+        Deadline::after(Duration::from_secs(5))
+    }
+
+    fn removal(seq: &str, keys: &[&str]) -> Value {
+        json!({
+            "eventID": format!("e{seq}"), "eventName": "REMOVE", "eventSource": "aws:dynamodb",
+            "dynamodb": {"SequenceNumber": seq, "OldImage": {"object_keys": {"SS": keys}}}
+        })
+    }
+
+    #[tokio::test]
+    async fn a_stream_failure_reports_its_record_and_stops_there() {
+        // GIVEN three removals, the second with an object that cannot be deleted
+        let (cleanup, _, objects, _) = cleanup();
+        objects.put_all(&["a".into(), "b".into(), "c".into()]);
+        objects.fail_key("b");
+        let event =
+            json!({"Records": [removal("1", &["a"]), removal("2", &["b"]), removal("3", &["c"])]});
+        // WHEN the batch is handled
+        let answer = cleanup.handle(event, deadline()).await.unwrap();
+        // THEN the second is reported, and the third is left for the retry from there
+        assert_eq!(
+            answer,
+            json!({"batchItemFailures": [{"itemIdentifier": "2"}]})
+        );
+        assert_eq!(objects.keys(), ["b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn an_album_job_out_of_time_is_handed_on_and_succeeds() {
+        let (cleanup, catalog, _, handoff) = cleanup();
+        catalog.put(ImageRecord {
+            id: ImageId::parse("7dca41d5-d76a-4ebb-9e00-dd13c13fc238").unwrap(),
+            album_id: AlbumId::parse("a").unwrap(),
+            object_keys: vec![],
+        });
+        let cleanup = cleanup.with_margin(Duration::from_secs(60));
+        let event = json!({"Records": [{"messageId": "m1", "body": "{\"album_id\": \"a\"}", "eventSource": "aws:sqs"}]});
+        let answer = cleanup.handle(event, deadline()).await.unwrap();
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+        assert_eq!(handoff.albums(), [AlbumId::parse("a").unwrap()]);
+        assert_eq!(catalog.ids().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn malformed_jobs_are_failed_one_by_one() {
+        let (cleanup, catalog, _, _) = cleanup();
+        let bodies = [
+            "",
+            "[]",
+            r#"{"image_ids": ["nope"]}"#,
+            r#"{"image_ids": [], "album_id": "a"}"#,
+            r#"{"album_id": ""}"#,
+            r#"{"images": []}"#,
+        ];
+        let records: Vec<Value> = bodies
+            .iter()
+            .enumerate()
+            .map(
+                |(i, b)| json!({"messageId": format!("m{i}"), "body": b, "eventSource": "aws:sqs"}),
+            )
+            .collect();
+        let answer = cleanup
+            .handle(json!({"Records": records}), deadline())
+            .await
+            .unwrap();
+        assert_eq!(
+            answer["batchItemFailures"].as_array().unwrap().len(),
+            bodies.len()
+        );
+        assert_eq!(catalog.calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_events_are_errors() {
+        let (cleanup, _, _, _) = cleanup();
+        assert!(
+            cleanup
+                .handle(json!({"hello": 1}), deadline())
+                .await
+                .is_err()
+        );
+        let other = json!({"id": "x", "detail-type": "AlbumRenamed", "detail": {"album_id": "a"}});
+        assert!(cleanup.handle(other, deadline()).await.is_err());
+    }
+}
