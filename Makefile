@@ -18,6 +18,7 @@ help:
 	@echo "make run    run the function locally against local DynamoDB/S3 with demo data"
 	@echo "make test   run every test (starts its own emulators)"
 	@echo "make fmt    format the code"
+	@echo "make bench  build for release and print benchmark figures"
 
 tools:
 	@scripts/install-tools.sh
@@ -38,3 +39,7 @@ lint-template: tools
 
 fmt:
 	cargo fmt --all
+
+# Figures, not tests: release builds (~10 min each from clean) and loopback fakes.
+bench: tools
+	@scripts/bench.sh
