@@ -14,9 +14,7 @@ import json
 import os
 import time
 
-DEV_SECRET = "dev-secret-for-local-runs-only-0123456789abcdef"
-SEED_ALBUM = "00100000123BB121"
-SEED_USER = "dc850635-9cda-4c7c-8102-bed25f39055e"
+from seed_data import DEV_SECRET, SEED_ALBUM, SEED_USER
 
 
 def b64(data: bytes) -> str:

@@ -11,17 +11,9 @@ import sys
 import boto3
 from botocore.exceptions import ClientError
 
-SEED_ALBUM = "00100000123BB121"
-DEMO_IDS = [
-    "7dca41d5-d76a-4ebb-9e00-dd13c13fc238",
-    "dcd964c3-f54e-413c-ab2e-41c8608f5d16",
-    "8c35c2bf-318b-4657-a06c-68c8a012f757",
-    "295ec432-fcb7-4eae-b881-7ab2f5126a23",
-    "2f05ca7d-3347-4add-9959-41aac32eaf26",
-    "4ff0f180-e325-4478-a001-406856255f31",
-    "d9f1a5cf-b871-4d67-8a2a-88bf37760ae8",
-    "6942945b-87fa-42d6-831b-8db4bc3d2f51",
-    "cb61c3ed-6418-4d89-83e7-64f12fb9cfac",
+from seed_data import SEED_ALBUM, SEED_IDS
+
+DEMO_IDS = SEED_IDS + [
     "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
     "b4e2d3c5-6f70-4b8c-9dae-1f2a3b4c5d6e",
     "c5f3e4d6-7081-4c9d-aebf-2a3b4c5d6e7f",

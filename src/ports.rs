@@ -86,13 +86,28 @@ impl<K> Default for Partial<K> {
     }
 }
 
-impl<K> Partial<K> {
-    /// Folds another chunk's result into this one.
-    pub fn absorb(&mut self, other: Partial<K>) {
-        self.failed.extend(other.failed);
-        self.error = StoreError::worst(self.error.take(), other.error);
-        self.retries += other.retries;
-        self.item_errors += other.item_errors;
+/// Chunk results fold into one.
+impl<K> FromIterator<Partial<K>> for Partial<K> {
+    fn from_iter<I: IntoIterator<Item = Partial<K>>>(parts: I) -> Self {
+        parts.into_iter().fold(Self::default(), |mut all, part| {
+            all.failed.extend(part.failed);
+            all.error = StoreError::worst(all.error, part.error);
+            all.retries += part.retries;
+            all.item_errors += part.item_errors;
+            all
+        })
+    }
+}
+
+impl FromIterator<Lookup> for Lookup {
+    fn from_iter<I: IntoIterator<Item = Lookup>>(parts: I) -> Self {
+        parts.into_iter().fold(Self::default(), |mut all, part| {
+            all.found.extend(part.found);
+            all.unread.extend(part.unread);
+            all.error = StoreError::worst(all.error, part.error);
+            all.retries += part.retries;
+            all
+        })
     }
 }
 

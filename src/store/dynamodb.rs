@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
-use super::{before_deadline, chunks, classify, deadline_passed};
+use super::{before_deadline, classify, deadline_passed, in_chunks};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::ports::{AlbumPage, Catalog, Lookup, Partial, StoreError, StoreErrorKind};
-use crate::retry::{Backoff, Deadline, for_each_bounded};
+use crate::retry::{Backoff, Deadline};
 
 /// DynamoDB caps `BatchGetItem` at 100 keys per call.
 pub const MAX_GET_BATCH: usize = 100;
@@ -258,28 +258,21 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn get(&self, ids: &[ImageId], deadline: Deadline) -> Lookup {
-        let parts = for_each_bounded(chunks(ids, MAX_GET_BATCH), self.concurrency, |chunk| {
+        in_chunks(ids, MAX_GET_BATCH, self.concurrency, |chunk| {
             self.get_chunk(chunk, deadline)
         })
-        .await;
-        parts.into_iter().fold(Lookup::default(), |mut all, part| {
-            all.found.extend(part.found);
-            all.unread.extend(part.unread);
-            all.error = StoreError::worst(all.error, part.error);
-            all.retries += part.retries;
-            all
-        })
+        .await
+        .into_iter()
+        .collect()
     }
 
     async fn delete(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId> {
-        let parts = for_each_bounded(chunks(ids, MAX_WRITE_BATCH), self.concurrency, |chunk| {
+        in_chunks(ids, MAX_WRITE_BATCH, self.concurrency, |chunk| {
             self.delete_chunk(chunk, deadline)
         })
-        .await;
-        parts.into_iter().fold(Partial::default(), |mut all, part| {
-            all.absorb(part);
-            all
-        })
+        .await
+        .into_iter()
+        .collect()
     }
 }
 

@@ -41,9 +41,21 @@ pub(crate) fn is_throttling_code(code: &str) -> bool {
     THROTTLING_CODES.contains(&code)
 }
 
-/// Splits `items` into owned chunks of at most `size`.
-pub(crate) fn chunks<T: Clone>(items: &[T], size: usize) -> Vec<Vec<T>> {
-    items.chunks(size).map(<[T]>::to_vec).collect()
+/// Splits `items` into chunks of at most `size` (a service's batch limit) and runs
+/// `call` on each, at most `bound` at once; results in completion order.
+pub(crate) async fn in_chunks<T, R, F, Fut>(
+    items: &[T],
+    size: usize,
+    bound: usize,
+    call: F,
+) -> Vec<R>
+where
+    T: Clone,
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = R>,
+{
+    let chunks = items.chunks(size).map(<[T]>::to_vec).collect();
+    crate::retry::for_each_bounded(chunks, bound, call).await
 }
 
 /// Awaits `call` unless the deadline comes first.

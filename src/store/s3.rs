@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use super::{before_deadline, chunks, classify, is_throttling_code};
+use super::{before_deadline, classify, in_chunks, is_throttling_code};
 use crate::domain::ObjectKey;
 use crate::ports::{ObjectStore, Partial, StoreError, StoreErrorKind};
-use crate::retry::{Backoff, Deadline, for_each_bounded};
+use crate::retry::{Backoff, Deadline};
 
 /// S3 caps `DeleteObjects` at 1000 keys per call.
 pub const MAX_DELETE_BATCH: usize = 1000;
@@ -136,14 +136,12 @@ fn per_key_error(operation: &'static str, code: &str) -> StoreError {
 #[async_trait]
 impl ObjectStore for S3ObjectStore {
     async fn delete(&self, keys: &[ObjectKey], deadline: Deadline) -> Partial<ObjectKey> {
-        let parts = for_each_bounded(chunks(keys, MAX_DELETE_BATCH), self.concurrency, |chunk| {
+        in_chunks(keys, MAX_DELETE_BATCH, self.concurrency, |chunk| {
             self.delete_chunk(chunk, deadline)
         })
-        .await;
-        parts.into_iter().fold(Partial::default(), |mut all, part| {
-            all.absorb(part);
-            all
-        })
+        .await
+        .into_iter()
+        .collect()
     }
 }
 
