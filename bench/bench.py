@@ -70,8 +70,33 @@ def lambda_env(runtime, aws, extra=None):
     return env
 
 
-def start(command, env):
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+class Subject:
+    """A function under test: how to start it as Lambda would."""
+
+    def __init__(self, name, command, cwd=None, env=None):
+        self.name, self.command, self.cwd, self.env = name, command, cwd, env or {}
+
+    def start(self, env, wrapper=()):
+        return subprocess.Popen(
+            [*wrapper, *self.command],
+            env={**env, **self.env},
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+def rust_subject(binary):
+    return Subject("rust", [binary])
+
+
+def python_subject(python):
+    return Subject(
+        "python",
+        [python, "-m", "awslambdaric", "handler.handler"],
+        cwd=str(ROOT / "bench/peer"),
+        env={"LAMBDA_TASK_ROOT": str(ROOT / "bench/peer"), "PYTHONDONTWRITEBYTECODE": "1"},
+    )
 
 
 def stop(process):
@@ -91,16 +116,17 @@ def answer(runtime, timeout=120):
     return at, json.loads(body)
 
 
-def cold_starts(binary, runs):
-    """exec -> first /next and exec -> first answer of a 1-id delete, `runs` times."""
-    runtime, aws = FakeRuntime(), FakeAws(0.0, ALBUM)
+def cold_starts(subject, runs):
+    """exec -> first /next and exec -> first answer of a 1-id delete, `runs` times.
+    Each run gets a fresh Runtime API, as each execution environment does."""
+    aws = FakeAws(0.0, ALBUM)
     to_next, to_answer = [], []
     try:
         for _ in range(runs):
-            runtime.reset()
+            runtime = FakeRuntime()
             runtime.events.put(event(SEED_IDS[:1]))
             t0 = time.perf_counter_ns()
-            process = start([binary], lambda_env(runtime, aws))
+            process = subject.start(lambda_env(runtime, aws))
             try:
                 at, response = answer(runtime)
                 assert response["statusCode"] == 200, response
@@ -108,40 +134,59 @@ def cold_starts(binary, runs):
                 to_answer.append((at - t0) / 1e6)
             finally:
                 stop(process)
+                runtime.close()
     finally:
-        runtime.close()
         aws.close()
     return {"exec_to_next_ms": to_next, "exec_to_answer_ms": to_answer}
 
 
-def instructions_to_first_next(binary):
-    """Instructions (callgrind) from exec to the first /next, where the run is stopped."""
+def callgrind_totals(path):
+    for line in pathlib.Path(path).read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError("no callgrind totals")
+
+
+def instructions(subject, requests):
+    """Instructions (callgrind) from exec until the function, having answered
+    `requests`, asks for the next event; the run is stopped there."""
     runtime, aws = FakeRuntime(), FakeAws(0.0, ALBUM)
     out = tempfile.NamedTemporaryFile(suffix=".callgrind", delete=False).name
+    for ids in requests:
+        runtime.events.put(event(ids))
     try:
-        process = start(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary],
-            {**lambda_env(runtime, aws), "PATH": os.environ["PATH"]},
-        )
-        deadline = time.time() + 120
-        while runtime.first_next_ns is None and time.time() < deadline:
-            time.sleep(0.01)
+        env = {**lambda_env(runtime, aws), "PATH": os.environ["PATH"]}
+        process = subject.start(env, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
+        deadline = time.time() + 1800
+        while runtime.next_calls <= len(requests) and time.time() < deadline and process.poll() is None:
+            time.sleep(0.02)
+        for _ in requests:
+            answer(runtime, timeout=1)
         stop(process)
-        for line in pathlib.Path(out).read_text().splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-        raise RuntimeError("no callgrind totals")
+        return callgrind_totals(out)
     finally:
         runtime.close()
         aws.close()
         pathlib.Path(out).unlink(missing_ok=True)
 
 
-def round_trips(binary, delay_s, concurrency):
+def warm_instructions(subject, n_ids):
+    """Instructions of one warm request of `n_ids` ids: (3 requests - 1 request) / 2."""
+    one = instructions(subject, [SEED_IDS[:1]])
+    three = instructions(subject, [SEED_IDS[:1], seeded_ids(n_ids), seeded_ids(n_ids)])
+    # the first request of each run is the same, so the difference is two warm requests
+    return (three - one) / 2
+
+
+def seeded_ids(n):
+    return SEED_IDS[:n] if n <= len(SEED_IDS) else random_ids(n)
+
+
+def round_trips(subject, delay_s, concurrency):
     """Two warm 1000-id deletes against the delayed fake; counts and peak memory."""
     runtime, aws = FakeRuntime(), FakeAws(delay_s, ALBUM)
     env = lambda_env(runtime, aws, {"AWS_CONCURRENCY": str(concurrency)} if concurrency else None)
-    process = start([binary], env)
+    process = subject.start(env)
     results = []
     try:
         for _ in range(2):
@@ -209,19 +254,32 @@ def svg_chart(rows, path):
     pathlib.Path(path).write_text("\n".join(parts) + "\n")
 
 
+def measure(subject, args):
+    delay = args.delay_ms / 1000
+    print(f"[{subject.name}] cold starts x{args.runs}", file=sys.stderr)
+    figures = {"cold": cold_starts(subject, args.runs)}
+    print(f"[{subject.name}] round trips", file=sys.stderr)
+    figures["round_trips_default"] = round_trips(subject, delay, None)
+    figures["round_trips_40"] = round_trips(subject, delay, 40)
+    if not args.skip_callgrind:
+        print(f"[{subject.name}] callgrind", file=sys.stderr)
+        figures["instructions_to_first_next"] = instructions(subject, [])
+        figures["warm_instructions"] = {n: warm_instructions(subject, n) for n in (0, 9, 1000)}
+    return figures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", default=str(ROOT / "target/lambda/bench/bootstrap"))
+    parser.add_argument("--python", default=str(ROOT / ".tools/bench/bin/python"), help="the peer's interpreter")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--skip-callgrind", action="store_true")
+    parser.add_argument("--skip-peer", action="store_true")
     args = parser.parse_args()
-    delay = args.delay_ms / 1000
 
-    cold = cold_starts(args.binary, args.runs)
-    instructions = None if args.skip_callgrind else instructions_to_first_next(args.binary)
-    default_bound = round_trips(args.binary, delay, None)
-    bound_40 = round_trips(args.binary, delay, 40)
+    rust = measure(rust_subject(args.binary), args)
+    peer = None if args.skip_peer else measure(python_subject(args.python), args)
     sizes = {
         "binary": size_mib(args.binary),
         "zip_x86_64": size_mib(ROOT / "target/lambda/x86_64/delete-images/bootstrap.zip"),
@@ -229,50 +287,77 @@ def main():
     }
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "binary": args.binary,
         "runs": args.runs,
         "delay_ms": args.delay_ms,
-        "cold": cold,
-        "instructions_to_first_next": instructions,
-        "round_trips_default": default_bound,
-        "round_trips_40": bound_40,
+        "rust": rust,
+        "python": peer,
         "sizes_mib": sizes,
     }
+
+    def pick(figures, *path):
+        value = figures
+        for key in path:
+            if value is None:
+                return None
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    def row(label, path, unit="", digits=2, target="", scale=1.0, transform=None):
+        values = []
+        for figures in (rust, peer):
+            value = pick(figures, *path)
+            if transform and value is not None:
+                value = transform(value)
+            values.append(value / scale if isinstance(value, (int, float)) and value is not None else value)
+        r, p = values
+        ratio = f"{p / r:.1f}x" if isinstance(r, (int, float)) and isinstance(p, (int, float)) and r else ""
+        return (label, fmt(r, unit, digits), fmt(p, unit, digits), ratio, target)
+
     rows = [
-        ("exec -> first /next, median", fmt(median(cold["exec_to_next_ms"]), " ms", 2), "<= 5 ms"),
-        ("exec -> first answer (1 id), median", fmt(median(cold["exec_to_answer_ms"]), " ms", 2), ""),
-        ("instructions to first /next", fmt(instructions and instructions / 1e6, " M", 2), "<= 4 M"),
-        ("1000 ids: AWS requests (bound 40)", fmt(bound_40["requests"]), "51"),
-        ("1000 ids: sequential waves (bound 40)", fmt(bound_40["waves"]), "3"),
-        ("1000 ids: wall / D (bound 40)", fmt(bound_40["wall_over_d"], "", 2), "<= 3.5"),
-        ("1000 ids: wall / D (default bound)", fmt(default_bound["wall_over_d"], "", 2), ""),
-        ("new connections, 1st / 2nd warm request (bound 40)", f"{bound_40['connections_first']} / {bound_40['connections_second']}", "2nd: 0"),
-        ("peak RSS after 1000 ids", fmt(bound_40["peak_rss_mib"], " MiB"), "<= 16 MB"),
-        ("binary (stripped, x86_64)", fmt(sizes["binary"], " MiB", 2), "<= 8.5 MiB"),
-        ("deployment zip x86_64", fmt(sizes["zip_x86_64"], " MiB", 2), "<= 3.5 MiB"),
-        ("deployment zip arm64", fmt(sizes["zip_arm64"], " MiB", 2), "<= 3.5 MiB"),
+        row("exec -> first /next, median", ("cold", "exec_to_next_ms"), " ms", target="<= 5 ms", transform=median),
+        row("exec -> first answer (1 id), median", ("cold", "exec_to_answer_ms"), " ms", transform=median),
+        row("instructions to first /next", ("instructions_to_first_next",), " M", target="<= 4 M", scale=1e6),
+        row("warm instructions, 0 ids", ("warm_instructions", 0), " M", scale=1e6),
+        row("warm instructions, 9 ids (seed)", ("warm_instructions", 9), " M", target=">= 10x fewer", scale=1e6),
+        row("warm instructions, 1000 ids", ("warm_instructions", 1000), " M", scale=1e6),
+        row("1000 ids: AWS requests (bound 40)", ("round_trips_40", "requests"), "", 0, "51"),
+        row("1000 ids: sequential waves (bound 40)", ("round_trips_40", "waves"), "", 0, "3"),
+        row("1000 ids: wall / D (bound 40)", ("round_trips_40", "wall_over_d"), target="<= 3.5"),
+        row("1000 ids: wall / D (default bound)", ("round_trips_default", "wall_over_d")),
+        row("new connections, 1st warm request (bound 40)", ("round_trips_40", "connections_first"), "", 0),
+        row("new connections, 2nd warm request (bound 40)", ("round_trips_40", "connections_second"), "", 0, "0"),
+        row("peak RSS after 1000 ids", ("round_trips_40", "peak_rss_mib"), " MiB", 1, "<= 16 MB"),
     ]
-    table = ["| figure | measured | target |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    rows += [
+        ("binary (stripped, x86_64)", fmt(sizes["binary"], " MiB", 2), "", "", "<= 8.5 MiB"),
+        ("deployment zip x86_64", fmt(sizes["zip_x86_64"], " MiB", 2), "", "", "<= 3.5 MiB"),
+        ("deployment zip arm64", fmt(sizes["zip_arm64"], " MiB", 2), "", "", "<= 3.5 MiB"),
+    ]
+    table = [
+        "| figure | Rust | Python peer | Python / Rust | target |",
+        "|---|---|---|---|---|",
+    ] + [f"| {' | '.join(r)} |" for r in rows]
     text = "\n".join(table)
     print(text)
     out = ROOT / "bench/results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "latest.md").write_text(
-        f"# Benchmark results ({results['date']}, {args.runs} cold starts, D = {args.delay_ms} ms)\n\n{text}\n"
+        f"# Benchmark results ({results['date']}, {args.runs} cold starts, D = {args.delay_ms} ms)\n\n"
+        f"Command: `make bench` (scripts/bench.sh -> bench/bench.py). Machine: {os.cpu_count()} cores.\n\n{text}\n"
     )
     svg_chart(
         [
-            ("exec -> /next (ms)", median(cold["exec_to_next_ms"]), 5.0),
-            ("instructions to /next (M)", instructions and instructions / 1e6, 4.0),
-            ("1000 ids wall / D", bound_40["wall_over_d"], 3.5),
-            ("peak RSS (MiB)", bound_40["peak_rss_mib"], 16 / 1.048576),
+            ("exec -> /next (ms)", median(rust["cold"]["exec_to_next_ms"]), 5.0),
+            ("instructions to /next (M)", (rust.get("instructions_to_first_next") or 0) / 1e6 or None, 4.0),
+            ("1000 ids wall / D", rust["round_trips_40"]["wall_over_d"], 3.5),
+            ("peak RSS (MiB)", rust["round_trips_40"]["peak_rss_mib"], 16 / 1.048576),
             ("zip x86_64 (MiB)", sizes["zip_x86_64"], 3.5),
             ("zip arm64 (MiB)", sizes["zip_arm64"], 3.5),
         ],
         out / "latest.svg",
     )
-    print(f"\nwritten: bench/results/latest.md, latest.json, latest.svg")
+    print("\nwritten: bench/results/latest.md, latest.json, latest.svg")
 
 
 if __name__ == "__main__":

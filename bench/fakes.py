@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Up to 40+ connections arrive at once; the default backlog of 5 would drop some.
+    request_queue_size = 256
 
     def handle_error(self, request, client_address):
         pass  # a function process killed mid-connection is expected here

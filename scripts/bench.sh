@@ -6,6 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export PATH="$root/.tools/py/bin:$PATH"   # cargo-lambda and zig
+scripts/install-tools.sh dev bench
 rustup target add aarch64-unknown-linux-gnu >/dev/null
 cargo lambda build --release --locked --x86-64 --bin delete-images --output-format zip \
   --lambda-dir target/lambda/x86_64

@@ -3,8 +3,9 @@
 #   .tools/py    cargo-lambda (with zig), moto[server] (local S3), boto3  -- tools/requirements-dev.txt
 #   .tools/sam   aws-sam-cli, cfn-lint                                    -- tools/requirements-sam.txt
 #   .tools/node  dynalite (local DynamoDB)                                 -- tools/package*.json
+#   .tools/bench the Python peer of the benchmarks (boto3, awslambdaric)  -- bench/peer/requirements.txt
 # Each part is skipped when its pin file has not changed since it was installed.
-# Usage: scripts/install-tools.sh [dev] [sam] [node]   (default: all three)
+# Usage: scripts/install-tools.sh [dev] [sam] [node] [bench]   (default: the first three)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
@@ -44,6 +45,7 @@ for part in "${parts[@]}"; do
     dev) venv py "$root/tools/requirements-dev.txt" ;;
     sam) venv sam "$root/tools/requirements-sam.txt" ;;
     node) node_tools ;;
+    bench) venv bench "$root/bench/peer/requirements.txt" ;;
     *) echo "unknown part: $part" >&2; exit 2 ;;
   esac
 done

@@ -34,18 +34,46 @@ pub enum InitError {
     Secret(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// The shared AWS config: region, credentials and endpoints from the standard
-/// environment, with explicit timeouts.
+/// Root CAs of AWS endpoints, bundled: loading the system store instead parses every
+/// certificate on the machine at each cold start (86% of init instructions, measured
+/// with callgrind).
+const AWS_ROOT_CAS: &[u8] = include_bytes!("tls/aws-roots.pem");
+
+/// The shared AWS config: endpoints from the standard environment, explicit timeouts,
+/// an HTTPS client trusting the AWS roots, and, when the environment holds them (as
+/// on Lambda), region and credentials read straight from it rather than through the
+/// provider chains (which build an STS client and read profile files).
 pub async fn aws_config() -> SdkConfig {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await
+    let trust = TrustStore::empty().with_pem_certificate(AWS_ROOT_CAS);
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(
+            TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .expect("the bundled root CAs are valid"),
+        )
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(timeouts);
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    loader.load().await
 }
 
 /// The deletion core over DynamoDB and S3.
