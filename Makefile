@@ -31,7 +31,7 @@ test: tools lint-rust
 
 lint-rust:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 lint-template: tools
 	.tools/sam/bin/cfn-lint template.yaml

@@ -25,7 +25,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from devtoken import mint  # noqa: E402
 from seed_data import DEV_SECRET, SEED_ALBUM as ALBUM, SEED_IDS  # noqa: E402
-from fakes import FakeAws, FakeRuntime  # noqa: E402
+from fakes import FakeRuntime, RustFakeAws  # noqa: E402
+
+FAKE_AWS = ROOT / "target/release/fake-aws"
+FAKE_RUNTIME = ROOT / "target/release/fake-runtime"
 
 
 
@@ -45,9 +48,9 @@ def random_ids(n):
 
 
 def lambda_env(runtime, aws, extra=None):
+    """Lambda's environment for the function (`runtime` None: fake-runtime sets it)."""
     env = {
         "PATH": "/usr/bin:/bin",
-        "AWS_LAMBDA_RUNTIME_API": runtime.address,
         "AWS_LAMBDA_FUNCTION_NAME": "delete-images",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -66,6 +69,8 @@ def lambda_env(runtime, aws, extra=None):
         "JWT_SECRET": DEV_SECRET,
         "RUST_LOG": "warn",
     }
+    if runtime is not None:
+        env["AWS_LAMBDA_RUNTIME_API"] = runtime.address
     env.update(extra or {})
     return env
 
@@ -117,27 +122,31 @@ def answer(runtime, timeout=120):
 
 
 def cold_starts(subject, runs):
-    """exec -> first /next and exec -> first answer of a 1-id delete, `runs` times.
-    Each run gets a fresh Runtime API, as each execution environment does."""
-    aws = FakeAws(0.0, ALBUM)
-    to_next, to_answer = [], []
+    """exec -> first /next and exec -> first answer of a 1-id delete, `runs` times,
+    timed by bench/fakes' fake-runtime, which spawns the function itself."""
+    aws = RustFakeAws(str(FAKE_AWS), 0.0, ALBUM)
     try:
-        for _ in range(runs):
-            runtime = FakeRuntime()
-            runtime.events.put(event(SEED_IDS[:1]))
-            t0 = time.perf_counter_ns()
-            process = subject.start(lambda_env(runtime, aws))
-            try:
-                at, response = answer(runtime)
-                assert response["statusCode"] == 200, response
-                to_next.append((runtime.first_next_ns - t0) / 1e6)
-                to_answer.append((at - t0) / 1e6)
-            finally:
-                stop(process)
-                runtime.close()
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as event_file:
+            json.dump(event(SEED_IDS[:1]), event_file)
+            event_file.flush()
+            env = {**lambda_env(None, aws), **subject.env}
+            lines = subprocess.run(
+                [str(FAKE_RUNTIME), str(runs), event_file.name, "--", *subject.command],
+                env=env,
+                cwd=subject.cwd,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.splitlines()
     finally:
         aws.close()
-    return {"exec_to_next_ms": to_next, "exec_to_answer_ms": to_answer}
+    runs = [json.loads(line) for line in lines]
+    for run in runs:
+        assert run["answer"]["statusCode"] == 200, run["answer"]
+    return {
+        "exec_to_next_ms": [r["exec_to_next_ms"] for r in runs],
+        "exec_to_answer_ms": [r["exec_to_answer_ms"] for r in runs],
+    }
 
 
 def callgrind_totals(path):
@@ -150,7 +159,7 @@ def callgrind_totals(path):
 def instructions(subject, requests):
     """Instructions (callgrind) from exec until the function, having answered
     `requests`, asks for the next event; the run is stopped there."""
-    runtime, aws = FakeRuntime(), FakeAws(0.0, ALBUM)
+    runtime, aws = FakeRuntime(), RustFakeAws(str(FAKE_AWS), 0.0, ALBUM)
     out = tempfile.NamedTemporaryFile(suffix=".callgrind", delete=False).name
     for ids in requests:
         runtime.events.put(event(ids))
@@ -184,7 +193,7 @@ def seeded_ids(n):
 
 def round_trips(subject, delay_s, concurrency):
     """Two warm 1000-id deletes against the delayed fake; counts and peak memory."""
-    runtime, aws = FakeRuntime(), FakeAws(delay_s, ALBUM)
+    runtime, aws = FakeRuntime(), RustFakeAws(str(FAKE_AWS), delay_s, ALBUM)
     env = lambda_env(runtime, aws, {"AWS_CONCURRENCY": str(concurrency)} if concurrency else None)
     process = subject.start(env)
     results = []

@@ -215,3 +215,33 @@ class FakeAws:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class RustFakeAws:
+    """The same stand-in as FakeAws, served by bench/fake-aws (Rust, async): used for
+    the round-trip figures, where a Python server's own per-request cost would
+    dominate the waves being measured."""
+
+    def __init__(self, binary, delay, album):
+        import subprocess
+        import urllib.request
+
+        self._urllib = urllib.request
+        self.process = subprocess.Popen(
+            [binary, str(delay * 1000), album], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self.port = int(self.process.stdout.readline().strip())
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self):
+        self._urllib.urlopen(self._urllib.Request(f"{self.url}/__reset", data=b"", method="POST")).read()
+
+    def snapshot(self):
+        return json.loads(self._urllib.urlopen(f"{self.url}/__stats").read())
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait()

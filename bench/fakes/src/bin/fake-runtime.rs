@@ -1,0 +1,140 @@
+//! A loopback Lambda Runtime API that starts the function itself, for cold-start
+//! figures without the harness's own overhead: the clock starts right before the
+//! process is spawned, and stops when the function first asks for work (`/next`) and
+//! when it posts its first answer.
+//!
+//! Usage: fake-runtime RUNS EVENT_FILE -- COMMAND [ARGS...]
+//! The function inherits this process's environment plus `AWS_LAMBDA_RUNTIME_API`.
+//! Prints one JSON line per run: {"exec_to_next_ms", "exec_to_answer_ms", "answer"}.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+enum Seen {
+    Next(Instant),
+    Answer(Instant, String),
+}
+
+/// Reads one HTTP/1.1 request: (method, path, body); None when the peer closed.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String, Vec<u8>)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((method, path, body))
+}
+
+/// Serves one connection of the function: events on `/next`, answers recorded.
+fn serve(stream: TcpStream, event: String, seen: mpsc::Sender<Seen>) {
+    let mut writer = stream.try_clone().expect("clone the stream");
+    let mut reader = BufReader::new(stream);
+    while let Some((method, path, body)) = read_request(&mut reader) {
+        let now = Instant::now();
+        if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            let _ = seen.send(Seen::Next(now));
+            let deadline = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .expect("after the epoch")
+                + Duration::from_secs(30);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 lambda-runtime-aws-request-id: 8476a536-e9f4-11e8-9739-2dfe598c3fcd\r\n\
+                 lambda-runtime-deadline-ms: {}\r\n\
+                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:delete-images\r\n\
+                 lambda-runtime-trace-id: Root=1-5759e988-bd862e3fe1be46a994272793\r\n\r\n",
+                event.len(),
+                deadline.as_millis()
+            );
+            let sent = writer
+                .write_all(head.as_bytes())
+                .and_then(|()| writer.write_all(event.as_bytes()));
+            if sent.is_err() {
+                return;
+            }
+        } else {
+            let _ = seen.send(Seen::Answer(
+                now,
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+            let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let split = args
+        .iter()
+        .position(|a| a == "--")
+        .expect("usage: fake-runtime RUNS EVENT_FILE -- COMMAND [ARGS...]");
+    let runs: usize = args[1].parse().expect("RUNS is a number");
+    let event = std::fs::read_to_string(&args[2]).expect("EVENT_FILE is readable");
+    let command = &args[split + 1..];
+    for _ in 0..runs {
+        // A fresh Runtime API per run, as each execution environment has its own.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+        let address = listener.local_addr().expect("a local address");
+        let (seen_tx, seen_rx) = mpsc::channel();
+        let accept_event = event.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (event, seen) = (accept_event.clone(), seen_tx.clone());
+                std::thread::spawn(move || serve(stream, event, seen));
+            }
+        });
+        let started = Instant::now();
+        let mut child = Command::new(&command[0])
+            .args(&command[1..])
+            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the function");
+        let mut next = None;
+        let mut answer = None;
+        while answer.is_none() {
+            match seen_rx
+                .recv_timeout(Duration::from_secs(120))
+                .expect("the function answers within 120 s")
+            {
+                Seen::Next(at) => next = next.or(Some(at)),
+                Seen::Answer(at, body) => answer = Some((at, body)),
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let (answered, body) = answer.expect("an answer");
+        let ms = |at: Instant| at.duration_since(started).as_secs_f64() * 1000.0;
+        println!(
+            "{}",
+            serde_json::json!({
+                "exec_to_next_ms": ms(next.expect("a /next before the answer")),
+                "exec_to_answer_ms": ms(answered),
+                "answer": serde_json::from_str::<serde_json::Value>(&body)
+                    .unwrap_or(serde_json::Value::Null),
+            })
+        );
+    }
+}
