@@ -333,7 +333,7 @@ def main():
         row("1000 ids: AWS requests (bound 40)", ("round_trips_40", "requests"), "", 0, "51"),
         row("1000 ids: sequential waves (bound 40)", ("round_trips_40", "waves"), "", 0, "3"),
         row("1000 ids: wall / D (bound 40)", ("round_trips_40", "wall_over_d"), target="<= 3.5"),
-        row("1000 ids: wall / D (default bound, 40)", ("round_trips_default", "wall_over_d")),
+        row("1000 ids: wall / D (default bound: Rust 40, peer 16)", ("round_trips_default", "wall_over_d")),
         row("1000 ids: wall / D (bound 16)", ("round_trips_16", "wall_over_d")),
         row("peak RSS after 1000 ids (bound 16)", ("round_trips_16", "peak_rss_mib"), " MiB", 1),
         row("new connections, 1st warm request (bound 40)", ("round_trips_40", "connections_first"), "", 0),
