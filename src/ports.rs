@@ -152,10 +152,6 @@ impl StoreError {
         self.kind
     }
 
-    pub fn operation(&self) -> &'static str {
-        self.operation
-    }
-
     /// This error and its causes, `: `-separated, for one log line.
     pub fn chain(&self) -> String {
         let mut chain = self.to_string();

@@ -13,12 +13,19 @@ use tokio::time::Instant;
 pub struct Deadline(Instant);
 
 impl Deadline {
-    pub fn at(instant: Instant) -> Self {
-        Self(instant)
-    }
-
     pub fn after(budget: Duration) -> Self {
         Self(Instant::now() + budget)
+    }
+
+    /// Time kept back from an invocation's deadline to build and send the answer.
+    pub const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+    /// Budget when an invocation has no usable deadline (tests, local tools).
+    pub const DEFAULT_BUDGET: Duration = Duration::from_secs(25);
+
+    /// The working deadline of a Lambda invocation whose deadline is `deadline_ms`
+    /// (0: none known), with the standard margin and fallback.
+    pub fn of_invocation(deadline_ms: u64) -> Self {
+        Self::from_lambda(deadline_ms, Self::ANSWER_MARGIN, Self::DEFAULT_BUDGET)
     }
 
     /// The deadline of a Lambda invocation (`deadline_ms` since the epoch) less

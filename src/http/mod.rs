@@ -7,7 +7,7 @@
 pub mod error;
 pub mod input;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_http::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use lambda_http::request::RequestContext;
@@ -24,11 +24,6 @@ use input::Route;
 pub(crate) const JSON: &str = "application/json; charset=utf-8";
 /// The `Trigger` dimension of this entry point's metrics.
 const METRICS_TRIGGER: &str = "http";
-
-/// Time kept back from the invocation's deadline to build and send the answer.
-const ANSWER_MARGIN: Duration = Duration::from_millis(500);
-/// Budget when the invocation has no usable deadline (tests, local tools).
-const DEFAULT_BUDGET: Duration = Duration::from_secs(25);
 
 /// The seed's headers, sent on every answer.
 const STANDARD_HEADERS: &[(&str, &str)] = &[
@@ -258,8 +253,7 @@ fn stage(request: &Request) -> Option<&str> {
 
 /// The invocation's deadline less the answer margin.
 fn deadline(request: &Request) -> Deadline {
-    let deadline_ms = request.lambda_context_ref().map_or(0, |c| c.deadline);
-    Deadline::from_lambda(deadline_ms, ANSWER_MARGIN, DEFAULT_BUDGET)
+    Deadline::of_invocation(request.lambda_context_ref().map_or(0, |c| c.deadline))
 }
 
 fn unix_now() -> i64 {

@@ -1,18 +1,11 @@
 //! The cleanup function: SQS deletion jobs, EventBridge `AlbumDeleted` events and
 //! DynamoDB Streams `REMOVE` records, told apart by shape (see `triggers`).
 
-use std::time::Duration;
-
 use image_delete::config::Config;
 use image_delete::retry::Deadline;
 use image_delete::startup;
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 use serde_json::Value;
-
-/// Kept back from the invocation's deadline to send the answer.
-const ANSWER_MARGIN: Duration = Duration::from_millis(500);
-/// Budget when the invocation has no usable deadline (local tools).
-const DEFAULT_BUDGET: Duration = Duration::from_secs(25);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -21,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let aws = startup::aws_config().await;
     let cleanup: &'static _ = Box::leak(Box::new(startup::cleanup(&config, &aws)?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = Deadline::from_lambda(event.context.deadline, ANSWER_MARGIN, DEFAULT_BUDGET);
+        let deadline = Deadline::of_invocation(event.context.deadline);
         let answer = cleanup.handle(event.payload, deadline).await?;
         Ok::<Value, Error>(answer)
     }))
