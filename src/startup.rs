@@ -138,6 +138,22 @@ pub fn cleanup(config: &Config, aws: &SdkConfig) -> Result<Cleanup, InitError> {
     ))
 }
 
+/// The async runtime: one thread on classic Lambda (one invocation at a time, the
+/// cheapest start), worker threads on Lambda Managed Instances, where
+/// `AWS_LAMBDA_MAX_CONCURRENCY` > 1 lets one environment serve invocations at once.
+pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let concurrent = std::env::var("AWS_LAMBDA_MAX_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|n| n > 1);
+    let mut builder = if concurrent {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build()
+}
+
 /// JSON logs, one object per line, at the level named by `RUST_LOG` (`error`, `warn`,
 /// `info` (default), `debug` or `trace`). A plain level rather than an env filter:
 /// the filter's regex engine costs binary size and start-up time for no use here.

@@ -7,13 +7,16 @@ use image_delete::startup;
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
     startup::init_logging();
+    startup::tokio_runtime()?.block_on(serve())
+}
+
+async fn serve() -> Result<(), Error> {
     let config = Config::from_env()?;
     let aws = startup::aws_config().await;
     let cleanup: &'static _ = Box::leak(Box::new(startup::cleanup(&config, &aws)?));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = Deadline::of_invocation(event.context.deadline);
         let answer = cleanup.handle(event.payload, deadline).await?;
         Ok::<Value, Error>(answer)
