@@ -149,6 +149,32 @@ def cold_starts(subject, runs):
     }
 
 
+def throughput(subject, delay_s, max_concurrency, invocations=200):
+    """Invocations per second of the seed's request (9 ids) with D per AWS call, with
+    `AWS_LAMBDA_MAX_CONCURRENCY` = `max_concurrency` (Lambda Managed Instances)."""
+    aws = RustFakeAws(str(FAKE_AWS), delay_s, ALBUM)
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as event_file:
+            json.dump(event(SEED_IDS), event_file)
+            event_file.flush()
+            env = {
+                **lambda_env(None, aws, {"AWS_LAMBDA_MAX_CONCURRENCY": str(max_concurrency)}),
+                **subject.env,
+                "FAKE_RUNTIME_INVOCATIONS": str(invocations),
+            }
+            line = subprocess.run(
+                [str(FAKE_RUNTIME), "1", event_file.name, "--", *subject.command],
+                env=env,
+                cwd=subject.cwd,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+    finally:
+        aws.close()
+    return json.loads(line)["per_second"]
+
+
 def callgrind_totals(path):
     for line in pathlib.Path(path).read_text().splitlines():
         if line.startswith(("summary:", "totals:")):
@@ -270,6 +296,10 @@ def measure(subject, args):
     print(f"[{subject.name}] round trips", file=sys.stderr)
     figures["round_trips_default"] = round_trips(subject, delay, None)
     figures["round_trips_16"] = round_trips(subject, delay, 16)
+    if subject.name == "rust":
+        print(f"[{subject.name}] throughput (managed concurrency 1 and 8)", file=sys.stderr)
+        figures["per_second_1"] = throughput(subject, delay, 1)
+        figures["per_second_8"] = throughput(subject, delay, 8)
     figures["round_trips_40"] = round_trips(subject, delay, 40)
     if not args.skip_callgrind:
         print(f"[{subject.name}] callgrind", file=sys.stderr)
@@ -339,6 +369,8 @@ def main():
         row("new connections, 1st warm request (bound 40)", ("round_trips_40", "connections_first"), "", 0),
         row("new connections, 2nd warm request (bound 40)", ("round_trips_40", "connections_second"), "", 0, "0"),
         row("peak RSS after 1000 ids", ("round_trips_40", "peak_rss_mib"), " MiB", 1, "<= 16 MB"),
+        row("seed requests / s, AWS_LAMBDA_MAX_CONCURRENCY=1", ("per_second_1",), "", 1),
+        row("seed requests / s, AWS_LAMBDA_MAX_CONCURRENCY=8", ("per_second_8",), "", 1, "~8x the above"),
     ]
     rows += [
         ("binary (stripped, x86_64)", fmt(sizes["binary"], " MiB", 2), "", "", "<= 8.5 MiB"),

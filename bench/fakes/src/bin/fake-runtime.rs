@@ -6,10 +6,17 @@
 //! Usage: fake-runtime RUNS EVENT_FILE -- COMMAND [ARGS...]
 //! The function inherits this process's environment plus `AWS_LAMBDA_RUNTIME_API`.
 //! Prints one JSON line per run: {"exec_to_next_ms", "exec_to_answer_ms", "answer"}.
+//!
+//! Throughput mode: with `FAKE_RUNTIME_INVOCATIONS=N`, each run hands out N events
+//! (to as many concurrent `/next` calls as the function makes) and prints
+//! {"invocations", "seconds", "per_second"}, timed from the first `/next` to the
+//! N-th answer.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -47,13 +54,21 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String, Ve
 }
 
 /// Serves one connection of the function: events on `/next`, answers recorded.
-fn serve(stream: TcpStream, event: String, seen: mpsc::Sender<Seen>) {
+fn serve(stream: TcpStream, event: String, seen: mpsc::Sender<Seen>, left: Arc<AtomicUsize>) {
     let mut writer = stream.try_clone().expect("clone the stream");
     let mut reader = BufReader::new(stream);
     while let Some((method, path, body)) = read_request(&mut reader) {
         let now = Instant::now();
         if method == "GET" && path.ends_with("/runtime/invocation/next") {
             let _ = seen.send(Seen::Next(now));
+            if left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
+            {
+                // No events left: hold the long poll until the run ends.
+                std::thread::sleep(Duration::from_secs(3600));
+                return;
+            }
             let deadline = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .expect("after the epoch")
@@ -92,16 +107,22 @@ fn main() {
     let runs: usize = args[1].parse().expect("RUNS is a number");
     let event = std::fs::read_to_string(&args[2]).expect("EVENT_FILE is readable");
     let command = &args[split + 1..];
+    let invocations: Option<usize> = std::env::var("FAKE_RUNTIME_INVOCATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for _ in 0..runs {
+        let left = Arc::new(AtomicUsize::new(invocations.unwrap_or(usize::MAX)));
         // A fresh Runtime API per run, as each execution environment has its own.
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
         let address = listener.local_addr().expect("a local address");
         let (seen_tx, seen_rx) = mpsc::channel();
         let accept_event = event.clone();
+        let accept_left = left.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (event, seen) = (accept_event.clone(), seen_tx.clone());
-                std::thread::spawn(move || serve(stream, event, seen));
+                let (event, seen, left) =
+                    (accept_event.clone(), seen_tx.clone(), accept_left.clone());
+                std::thread::spawn(move || serve(stream, event, seen, left));
             }
         });
         let started = Instant::now();
@@ -112,6 +133,37 @@ fn main() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn the function");
+        if let Some(total) = invocations {
+            let mut first_next = None;
+            let mut answers = 0;
+            let mut last = started;
+            while answers < total {
+                match seen_rx
+                    .recv_timeout(Duration::from_secs(120))
+                    .expect("the function answers within 120 s")
+                {
+                    Seen::Next(at) => first_next = first_next.or(Some(at)),
+                    Seen::Answer(at, _) => {
+                        answers += 1;
+                        last = at;
+                    }
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let seconds = last
+                .duration_since(first_next.expect("a /next"))
+                .as_secs_f64();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "invocations": total,
+                    "seconds": seconds,
+                    "per_second": total as f64 / seconds,
+                })
+            );
+            continue;
+        }
         let mut next = None;
         let mut answer = None;
         while answer.is_none() {
