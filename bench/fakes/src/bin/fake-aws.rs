@@ -162,6 +162,7 @@ async fn main() -> std::io::Result<()> {
     println!("{}", listener.local_addr()?.port());
     loop {
         let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
         state.stats.lock().unwrap().connections += 1;
         let state = state.clone();
         tokio::spawn(async move {

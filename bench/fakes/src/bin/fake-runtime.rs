@@ -55,6 +55,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String, Ve
 
 /// Serves one connection of the function: events on `/next`, answers recorded.
 fn serve(stream: TcpStream, event: String, seen: mpsc::Sender<Seen>, left: Arc<AtomicUsize>) {
+    let _ = stream.set_nodelay(true);
     let mut writer = stream.try_clone().expect("clone the stream");
     let mut reader = BufReader::new(stream);
     while let Some((method, path, body)) = read_request(&mut reader) {
@@ -82,10 +83,10 @@ fn serve(stream: TcpStream, event: String, seen: mpsc::Sender<Seen>, left: Arc<A
                 event.len(),
                 deadline.as_millis()
             );
-            let sent = writer
-                .write_all(head.as_bytes())
-                .and_then(|()| writer.write_all(event.as_bytes()));
-            if sent.is_err() {
+            // One write: head and body in two would meet Nagle and delayed ACKs.
+            let mut reply = head.into_bytes();
+            reply.extend_from_slice(event.as_bytes());
+            if writer.write_all(&reply).is_err() {
                 return;
             }
         } else {
