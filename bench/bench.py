@@ -121,58 +121,45 @@ def answer(runtime, timeout=120):
     return at, json.loads(body)
 
 
-def cold_starts(subject, runs):
-    """exec -> first /next and exec -> first answer of a 1-id delete, `runs` times,
-    timed by bench/fakes' fake-runtime, which spawns the function itself."""
-    aws = RustFakeAws(str(FAKE_AWS), 0.0, ALBUM)
+def fake_runtime(subject, runs, ids, delay_s=0.0, extra_env=None):
+    """Runs bench/fakes' fake-runtime (which spawns the function) over one event of
+    `ids`, with fake-aws at `delay_s`; its JSON lines, parsed."""
+    aws = RustFakeAws(str(FAKE_AWS), delay_s, ALBUM)
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".json") as event_file:
-            json.dump(event(SEED_IDS[:1]), event_file)
+            json.dump(event(ids), event_file)
             event_file.flush()
-            env = {**lambda_env(None, aws), **subject.env}
-            lines = subprocess.run(
+            env = {**lambda_env(None, aws, extra_env), **subject.env}
+            out = subprocess.run(
                 [str(FAKE_RUNTIME), str(runs), event_file.name, "--", *subject.command],
                 env=env,
                 cwd=subject.cwd,
                 check=True,
                 capture_output=True,
                 text=True,
-            ).stdout.splitlines()
+            ).stdout
     finally:
         aws.close()
-    runs = [json.loads(line) for line in lines]
-    for run in runs:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def cold_starts(subject, runs):
+    """exec -> first /next and exec -> first answer of a 1-id delete, `runs` times,
+    timed by fake-runtime, which spawns the function itself."""
+    results = fake_runtime(subject, runs, SEED_IDS[:1])
+    for run in results:
         assert run["answer"]["statusCode"] == 200, run["answer"]
     return {
-        "exec_to_next_ms": [r["exec_to_next_ms"] for r in runs],
-        "exec_to_answer_ms": [r["exec_to_answer_ms"] for r in runs],
+        "exec_to_next_ms": [r["exec_to_next_ms"] for r in results],
+        "exec_to_answer_ms": [r["exec_to_answer_ms"] for r in results],
     }
 
 
 def throughput(subject, delay_s, max_concurrency, invocations=200):
     """Invocations per second of the seed's request (9 ids) with D per AWS call, with
     `AWS_LAMBDA_MAX_CONCURRENCY` = `max_concurrency` (Lambda Managed Instances)."""
-    aws = RustFakeAws(str(FAKE_AWS), delay_s, ALBUM)
-    try:
-        with tempfile.NamedTemporaryFile("w", suffix=".json") as event_file:
-            json.dump(event(SEED_IDS), event_file)
-            event_file.flush()
-            env = {
-                **lambda_env(None, aws, {"AWS_LAMBDA_MAX_CONCURRENCY": str(max_concurrency)}),
-                **subject.env,
-                "FAKE_RUNTIME_INVOCATIONS": str(invocations),
-            }
-            line = subprocess.run(
-                [str(FAKE_RUNTIME), "1", event_file.name, "--", *subject.command],
-                env=env,
-                cwd=subject.cwd,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-    finally:
-        aws.close()
-    return json.loads(line)["per_second"]
+    extra = {"AWS_LAMBDA_MAX_CONCURRENCY": str(max_concurrency), "FAKE_RUNTIME_INVOCATIONS": str(invocations)}
+    return fake_runtime(subject, 1, SEED_IDS, delay_s, extra)[0]["per_second"]
 
 
 def callgrind_totals(path):
