@@ -443,22 +443,9 @@ mod tests {
 
     #[tokio::test]
     async fn throttled_dynamodb_gives_503_with_retry_after() {
-        use aws_sdk_dynamodb::error::ErrorMetadata;
-        use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;
-        use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
-        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        use aws_smithy_mocks::{RuleMode, mock_client};
         // GIVEN DynamoDB throttles every read
-        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_error(|| {
-            BatchGetItemError::ProvisionedThroughputExceededException(
-                ProvisionedThroughputExceededException::builder()
-                    .meta(
-                        ErrorMetadata::builder()
-                            .code("ProvisionedThroughputExceededException")
-                            .build(),
-                    )
-                    .build(),
-            )
-        });
+        let rule = crate::store::dynamodb::tests::throttled_reads();
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
         let objects = Arc::new(MemoryObjectStore::default());
         let api = api_over(

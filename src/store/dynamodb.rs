@@ -277,7 +277,7 @@ impl Catalog for DynamoCatalog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Fault injection with `aws-smithy-mocks`: the emulators never return unprocessed
     //! items or throttle, so these paths are exercised here.
     use super::*;
@@ -381,9 +381,9 @@ mod tests {
         assert_eq!(max.load(Ordering::SeqCst), MAX_GET_BATCH);
     }
 
-    #[tokio::test]
-    async fn throttled_reads_leave_every_id_unread_and_say_so() {
-        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_error(|| {
+    /// A rule under which every `BatchGetItem` is throttled, as DynamoDB says it.
+    pub(crate) fn throttled_reads() -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_dynamodb::Client::batch_get_item).then_error(|| {
             BatchGetItemError::ProvisionedThroughputExceededException(
                 ProvisionedThroughputExceededException::builder()
                     .message("slow down")
@@ -394,7 +394,12 @@ mod tests {
                     )
                     .build(),
             )
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn throttled_reads_leave_every_id_unread_and_say_so() {
+        let rule = throttled_reads();
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
         let lookup = DynamoCatalog::new(client, TABLE, 4)
             .get(&ids(3), deadline())
