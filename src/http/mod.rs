@@ -135,11 +135,12 @@ impl Api {
         tally.metrics.objects_deleted = outcome.objects_deleted as u64;
         tally.metrics.unprocessed_retries = outcome.retries;
         tally.metrics.s3_key_errors = outcome.object_errors;
-        let fresh_token = self.tokens.mint(&claims, unix_now());
         let mut response = match route {
             Route::Bulk => bulk_answer(outcome)?,
             Route::One(_) => one_answer(outcome)?,
         };
+        // Minted only once the answer is a success: failures carry no token.
+        let fresh_token = self.tokens.mint(&claims, unix_now());
         let token = HeaderValue::from_str(&fresh_token).expect("a JWT is a valid header value");
         response.headers_mut().insert("x-token", token);
         Ok(response)

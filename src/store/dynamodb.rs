@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
-use super::{before_deadline, classify, deadline_passed, in_chunks};
+use super::{deadline_passed, in_chunks, send_before};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::ports::{AlbumPage, Catalog, Lookup, Partial, StoreError, StoreErrorKind};
 use crate::retry::{Backoff, Deadline};
@@ -83,15 +83,8 @@ impl DynamoCatalog {
                 .batch_get_item()
                 .request_items(&self.table, request.clone())
                 .send();
-            let output = match before_deadline(deadline, OP, sent).await {
-                Ok(Ok(output)) => output,
-                Ok(Err(err)) => {
-                    lookup
-                        .unread
-                        .extend(request.keys().iter().filter_map(Self::id_of));
-                    lookup.error = StoreError::worst(lookup.error, Some(classify(OP, err)));
-                    return lookup;
-                }
+            let output = match send_before(deadline, OP, sent).await {
+                Ok(output) => output,
                 Err(err) => {
                     lookup
                         .unread
@@ -162,8 +155,8 @@ impl DynamoCatalog {
                 .batch_write_item()
                 .request_items(&self.table, pending.clone())
                 .send();
-            let error = match before_deadline(deadline, OP, sent).await {
-                Ok(Ok(output)) => {
+            let error = match send_before(deadline, OP, sent).await {
+                Ok(output) => {
                     pending = output
                         .unprocessed_items()
                         .and_then(|u| u.get(&self.table))
@@ -182,7 +175,6 @@ impl DynamoCatalog {
                     }
                     deadline_passed(OP)
                 }
-                Ok(Err(err)) => classify(OP, err),
                 Err(err) => err,
             };
             return Partial {
@@ -248,9 +240,7 @@ impl Catalog for DynamoCatalog {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send();
-        let output = before_deadline(deadline, OP, sent)
-            .await?
-            .map_err(|e| classify(OP, e))?;
+        let output = send_before(deadline, OP, sent).await?;
         Ok(AlbumPage {
             ids: output.items().iter().filter_map(Self::id_of).collect(),
             next: output.last_evaluated_key().and_then(Self::id_of),

@@ -58,15 +58,22 @@ where
     crate::retry::for_each_bounded(chunks, bound, call).await
 }
 
-/// Awaits `call` unless the deadline comes first.
-pub(crate) async fn before_deadline<F: std::future::Future>(
+/// Awaits an SDK call unless the deadline comes first; either failure as a
+/// `StoreError`.
+pub(crate) async fn send_before<F, O, E, R>(
     deadline: crate::retry::Deadline,
     operation: &'static str,
     call: F,
-) -> Result<F::Output, StoreError> {
+) -> Result<O, StoreError>
+where
+    F: std::future::Future<Output = Result<O, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     tokio::time::timeout_at(deadline.instant(), call)
         .await
-        .map_err(|_| deadline_passed(operation))
+        .map_err(|_| deadline_passed(operation))?
+        .map_err(|err| classify(operation, err))
 }
 
 /// The error for work still pending when the invocation's time ran out.

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use super::{before_deadline, classify, in_chunks, is_throttling_code};
+use super::{in_chunks, is_throttling_code, send_before};
 use crate::domain::ObjectKey;
 use crate::ports::{ObjectStore, Partial, StoreError, StoreErrorKind};
 use crate::retry::{Backoff, Deadline};
@@ -57,13 +57,8 @@ impl S3ObjectStore {
                 .bucket(&self.bucket)
                 .delete(delete)
                 .send();
-            let output = match before_deadline(deadline, OP, sent).await {
-                Ok(Ok(output)) => output,
-                Ok(Err(err)) => {
-                    result.failed.extend(pending);
-                    result.error = StoreError::worst(result.error, Some(classify(OP, err)));
-                    return result;
-                }
+            let output = match send_before(deadline, OP, sent).await {
+                Ok(output) => output,
                 Err(err) => {
                     result.failed.extend(pending);
                     result.error = StoreError::worst(result.error, Some(err));

@@ -338,8 +338,8 @@ pub fn remove_header(event: &mut Value, name: &str) {
     }
 }
 
-/// A REST (v1) bulk-delete event with this form body and token.
-pub fn form_request(body: &str, token: &str) -> Request {
+/// The REST (v1) bulk-delete fixture with this body and token, to edit further.
+pub fn bulk_event(body: &str, token: &str) -> Value {
     let mut event = fixture("apigw-rest-bulk-delete.json");
     event["body"] = body.into();
     set_header(
@@ -347,7 +347,12 @@ pub fn form_request(body: &str, token: &str) -> Request {
         "authorization",
         &format!("Token token=\"{token}\""),
     );
-    request(&event)
+    event
+}
+
+/// A REST (v1) bulk-delete request with this form body and token.
+pub fn form_request(body: &str, token: &str) -> Request {
+    request(&bulk_event(body, token))
 }
 
 pub fn form_body(ids: &[&str]) -> String {

@@ -71,13 +71,7 @@ async fn each_bad_body_gets_its_own_4xx() {
         ),
     ];
     for (body, content_type, status, code) in cases {
-        let mut event = fixture("apigw-rest-bulk-delete.json");
-        event["body"] = body.into();
-        set_header(
-            &mut event,
-            "authorization",
-            &format!("Token token=\"{token}\""),
-        );
+        let mut event = bulk_event(&body, &token);
         set_header(&mut event, "content-type", content_type);
         assert_client_error(&app.send(request(&event)).await, status, code);
     }
@@ -87,12 +81,7 @@ async fn each_bad_body_gets_its_own_4xx() {
 #[tokio::test]
 async fn other_routes_and_methods_get_404_and_405_in_the_same_shape() {
     let (app, token) = seeded().await;
-    let mut event = fixture("apigw-rest-bulk-delete.json");
-    set_header(
-        &mut event,
-        "authorization",
-        &format!("Token token=\"{token}\""),
-    );
+    let mut event = bulk_event(&form_body(&SEED_IDS), &token);
     event["httpMethod"] = "POST".into();
     let response = app.send(request(&event)).await;
     assert_client_error(&response, 405, "method_not_allowed");
