@@ -3,14 +3,16 @@
 //! It answers `BatchGetItem` (every requested record exists, in ALBUM, with one
 //! object), `BatchWriteItem` (nothing unprocessed) and `DeleteObjects` (nothing
 //! failed) after a fixed delay per request, and counts requests, concurrent waves
-//! (times the number in flight rose from zero) and new connections. Written in Rust
-//! so that the stand-in, not the function under test, is never the bottleneck.
+//! (times the number in flight rose from zero) and new connections (those that
+//! carried at least one AWS request). Written in Rust so that the stand-in, not the
+//! function under test, is never the bottleneck.
 //!
 //! Usage: fake-aws DELAY_MS ALBUM   -- prints the port it listens on, then serves.
 //! `GET /__stats` returns the counters as JSON; `POST /__reset` zeroes them.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,6 +111,7 @@ impl State {
 
 async fn handle(
     state: Arc<State>,
+    counted: Arc<AtomicBool>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
@@ -133,6 +136,11 @@ async fn handle(
     }
     {
         let mut s = state.stats.lock().unwrap();
+        // A connection counts once it carries an AWS request: the benchmark's own
+        // `/__stats` and `/__reset` calls come on connections of their own.
+        if !counted.swap(true, Ordering::Relaxed) {
+            s.connections += 1;
+        }
         if s.inflight == 0 {
             s.waves += 1;
         }
@@ -163,10 +171,11 @@ async fn main() -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        state.stats.lock().unwrap().connections += 1;
         let state = state.clone();
+        let counted = Arc::new(AtomicBool::new(false));
         tokio::spawn(async move {
-            let service = service_fn(move |request| handle(state.clone(), request));
+            let service =
+                service_fn(move |request| handle(state.clone(), counted.clone(), request));
             let _ = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
