@@ -244,11 +244,10 @@ mod tests {
     /// Signs an arbitrary header and payload with HS256 and `key`.
     fn forge(header: &str, payload: &str, key: &str) -> String {
         let message = format!("{}.{}", B64.encode(header), B64.encode(payload));
-        let sig = aws_lc_rs::hmac::sign(
-            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes()),
-            message.as_bytes(),
-        );
-        format!("{message}.{}", B64.encode(sig.as_ref()))
+        use hmac::{KeyInit, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(message.as_bytes());
+        format!("{message}.{}", B64.encode(mac.finalize().into_bytes()))
     }
 
     #[test]

@@ -39,21 +39,14 @@ pub enum InitError {
 /// with callgrind).
 const AWS_ROOT_CAS: &[u8] = include_bytes!("tls/aws-roots.pem");
 
-/// The shared AWS config: endpoints from the standard environment, explicit timeouts,
-/// an HTTPS client trusting the AWS roots, and, when the environment holds them (as
-/// on Lambda), region and credentials read straight from it rather than through the
-/// provider chains (which build an STS client and read profile files).
-pub async fn aws_config() -> SdkConfig {
+/// The HTTPS client of every AWS call: rustls with ring (one small crypto provider for
+/// TLS; the binary carries no aws-lc), trusting only the bundled AWS root CAs.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
-        .build();
     let trust = TrustStore::empty().with_pem_certificate(AWS_ROOT_CAS);
-    let http = aws_smithy_http_client::Builder::new()
+    aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
+            tls::rustls_provider::CryptoMode::Ring,
         ))
         .tls_context(
             TlsContext::builder()
@@ -61,7 +54,20 @@ pub async fn aws_config() -> SdkConfig {
                 .build()
                 .expect("the bundled root CAs are valid"),
         )
-        .build_https();
+        .build_https()
+}
+
+/// The shared AWS config: endpoints from the standard environment, explicit timeouts,
+/// the HTTPS client above, and, when the environment holds them (as on Lambda), region
+/// and credentials read straight from it rather than through the provider chains
+/// (which build an STS client and read profile files).
+pub async fn aws_config() -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
+    let http = https_client();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .timeout_config(timeouts);
@@ -171,4 +177,44 @@ pub fn init_logging() {
         .with_target(false)
         .without_time()
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn the_https_client_opens_tls_with_its_crypto_provider() {
+        // GIVEN a loopback listener that records the first bytes a client sends
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let first_bytes = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 3];
+            stream.read_exact(&mut head).await.unwrap();
+            head // dropping the stream fails the handshake
+        });
+        // WHEN a DynamoDB call goes out through the function's HTTPS client
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKID", "SECRET", None, None, "test",
+            ))
+            .endpoint_url(format!("https://127.0.0.1:{port}"))
+            .http_client(https_client())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let call = aws_sdk_dynamodb::Client::from_conf(config)
+            .list_tables()
+            .send()
+            .await;
+        // THEN it began a TLS handshake (a handshake record, TLS 1.x), and the call
+        // failed cleanly instead of panicking for want of a crypto provider
+        let head = first_bytes.await.unwrap();
+        assert_eq!(head[0], 0x16, "a TLS handshake record");
+        assert_eq!(head[1], 0x03, "TLS major version");
+        assert!(call.is_err());
+    }
 }

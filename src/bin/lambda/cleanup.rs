@@ -7,7 +7,11 @@ use image_delete::startup;
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
+#[global_allocator]
+static ALLOCATOR: image_delete::alloc::MiMalloc = image_delete::alloc::MiMalloc;
+
 fn main() -> Result<(), Error> {
+    image_delete::alloc::tune();
     startup::init_logging();
     startup::tokio_runtime()?.block_on(serve())
 }

@@ -6,7 +6,11 @@ use image_delete::config::Config;
 use image_delete::startup;
 use lambda_http::{Error, Request, service_fn};
 
+#[global_allocator]
+static ALLOCATOR: image_delete::alloc::MiMalloc = image_delete::alloc::MiMalloc;
+
 fn main() -> Result<(), Error> {
+    image_delete::alloc::tune();
     startup::init_logging();
     startup::tokio_runtime()?.block_on(serve())
 }

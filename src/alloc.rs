@@ -1,0 +1,50 @@
+//! The global allocator of the Lambda binaries: mimalloc, set up for a small footprint.
+//!
+//! Every AWS call allocates a few thousand short-lived objects inside the SDK.
+//! mimalloc serves them in about a fifth fewer instructions per warm request than
+//! glibc's malloc (README, "Benchmarks"). Out of the box it commits arena memory
+//! eagerly and returns freed pages only after a delay, which doubled peak RSS at
+//! 1000 ids (14 to 28 MiB); [`tune`] turns both off.
+
+use std::os::raw::c_int;
+
+pub use mimalloc::MiMalloc;
+
+// Option numbers from mimalloc v3's `mi_option_e` (mimalloc.h). libmimalloc-sys, which
+// does not name them, is pinned in Cargo.toml, and a test checks both numbers against
+// the defaults of the linked library.
+const ARENA_EAGER_COMMIT: c_int = 4;
+const PURGE_DELAY: c_int = 15;
+
+/// Commit arena memory on demand and hand freed pages back at once. Call first thing
+/// in `main`: the first arena is reserved at the first allocation.
+pub fn tune() {
+    // SAFETY: `mi_option_set` only stores an integer in mimalloc's option table; any
+    // value is valid for these two options.
+    unsafe {
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_option_numbers_name_the_options_we_mean() {
+        // GIVEN the linked mimalloc, not yet tuned in this process (the test binary
+        // keeps the system allocator)
+        // WHEN its options are read by our numbers
+        // SAFETY: reading an option is a plain load from mimalloc's option table.
+        let (eager, delay) = unsafe {
+            (
+                libmimalloc_sys::mi_option_get(ARENA_EAGER_COMMIT),
+                libmimalloc_sys::mi_option_get(PURGE_DELAY),
+            )
+        };
+        // THEN they hold the documented defaults of exactly those options
+        // (arena_eager_commit = 2, purge_delay = 1000 ms in options.c)
+        assert_eq!((eager, delay), (2, 1000));
+    }
+}
