@@ -50,6 +50,9 @@ class FakeRuntime:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: without TCP_NODELAY the body
+            # can wait for a delayed ACK (40 ms).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -114,6 +117,9 @@ class FakeAws:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: without TCP_NODELAY the body
+            # can wait for a delayed ACK (40 ms).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass

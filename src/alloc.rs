@@ -16,8 +16,9 @@ pub use mimalloc::MiMalloc;
 const ARENA_EAGER_COMMIT: c_int = 4;
 const PURGE_DELAY: c_int = 15;
 
-/// Commit arena memory on demand and hand freed pages back at once. Call first thing
-/// in `main`: the first arena is reserved at the first allocation.
+/// Commit arena memory on demand and hand freed pages back at once. Must run before
+/// the first allocation, which reserves the first arena; the Rust runtime allocates
+/// before `main`, hence [`tune_before_main`].
 pub fn tune() {
     // SAFETY: `mi_option_set` only stores an integer in mimalloc's option table; any
     // value is valid for these two options.
@@ -25,6 +26,12 @@ pub fn tune() {
         libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
         libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
     }
+}
+
+/// [`tune`] as an `.init_array` entry, which the loader runs before the Rust runtime
+/// starts. Each binary registers it next to its `#[global_allocator]`.
+pub extern "C" fn tune_before_main() {
+    tune();
 }
 
 #[cfg(test)]

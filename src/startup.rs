@@ -70,7 +70,12 @@ pub async fn aws_config() -> SdkConfig {
     let http = https_client();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
-        .timeout_config(timeouts);
+        .timeout_config(timeouts)
+        // The attempt timeout above already ends a stalled call; the SDK's throughput
+        // monitor around every body cost 2 % of a warm request's instructions.
+        .stalled_stream_protection(
+            aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+        );
     if let Ok(region) = std::env::var("AWS_REGION") {
         loader = loader.region(aws_config::Region::new(region));
     }

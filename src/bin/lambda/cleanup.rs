@@ -9,9 +9,12 @@ use serde_json::Value;
 
 #[global_allocator]
 static ALLOCATOR: image_delete::alloc::MiMalloc = image_delete::alloc::MiMalloc;
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static TUNE_ALLOCATOR: extern "C" fn() = image_delete::alloc::tune_before_main;
 
 fn main() -> Result<(), Error> {
-    image_delete::alloc::tune();
     startup::init_logging();
     startup::tokio_runtime()?.block_on(serve())
 }

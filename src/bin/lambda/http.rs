@@ -8,9 +8,12 @@ use lambda_http::{Error, Request, service_fn};
 
 #[global_allocator]
 static ALLOCATOR: image_delete::alloc::MiMalloc = image_delete::alloc::MiMalloc;
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static TUNE_ALLOCATOR: extern "C" fn() = image_delete::alloc::tune_before_main;
 
 fn main() -> Result<(), Error> {
-    image_delete::alloc::tune();
     startup::init_logging();
     startup::tokio_runtime()?.block_on(serve())
 }
