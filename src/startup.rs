@@ -13,6 +13,7 @@ use crate::config::{Config, ConfigError, KeySource};
 use crate::domain::Deleter;
 use crate::http::Api;
 use crate::store::dynamodb::DynamoCatalog;
+use crate::store::payload_hash::RingPayloadHash;
 use crate::store::s3::S3ObjectStore;
 use crate::store::sqs::SqsHandOff;
 use crate::triggers::Cleanup;
@@ -89,9 +90,13 @@ pub async fn aws_config() -> SdkConfig {
 
 /// The deletion core over DynamoDB and S3.
 pub fn deleter(config: &Config, aws: &SdkConfig) -> Deleter {
-    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(aws)
+        .interceptor(RingPayloadHash)
+        .build();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb_config);
     let s3_config = aws_sdk_s3::config::Builder::from(aws)
         .force_path_style(config.s3_path_style)
+        .interceptor(RingPayloadHash)
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(s3_config);
     let catalog = DynamoCatalog::new(dynamodb, &config.table, config.concurrency)

@@ -3,6 +3,7 @@
 
 pub mod dynamodb;
 pub mod memory;
+pub mod payload_hash;
 pub mod s3;
 pub mod sqs;
 
