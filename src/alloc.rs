@@ -29,9 +29,23 @@ pub fn tune() {
 }
 
 /// [`tune`] as an `.init_array` entry, which the loader runs before the Rust runtime
-/// starts. Each binary registers it next to its `#[global_allocator]`.
+/// starts; registered by [`use_tuned_allocator!`](crate::use_tuned_allocator).
 pub extern "C" fn tune_before_main() {
     tune();
+}
+
+/// Makes mimalloc the binary's allocator and tunes it before anything allocates. Put
+/// it once at the top of each Lambda binary.
+#[macro_export]
+macro_rules! use_tuned_allocator {
+    () => {
+        #[global_allocator]
+        static ALLOCATOR: $crate::alloc::MiMalloc = $crate::alloc::MiMalloc;
+        #[cfg(target_os = "linux")]
+        #[used]
+        #[unsafe(link_section = ".init_array")]
+        static TUNE_ALLOCATOR: extern "C" fn() = $crate::alloc::tune_before_main;
+    };
 }
 
 #[cfg(test)]

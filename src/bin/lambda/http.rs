@@ -6,12 +6,7 @@ use image_delete::config::Config;
 use image_delete::startup;
 use lambda_http::{Error, Request, service_fn};
 
-#[global_allocator]
-static ALLOCATOR: image_delete::alloc::MiMalloc = image_delete::alloc::MiMalloc;
-#[cfg(target_os = "linux")]
-#[used]
-#[unsafe(link_section = ".init_array")]
-static TUNE_ALLOCATOR: extern "C" fn() = image_delete::alloc::tune_before_main;
+image_delete::use_tuned_allocator!();
 
 fn main() -> Result<(), Error> {
     startup::init_logging();
