@@ -24,7 +24,23 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ] || [ -z "${AWS_ENDPOINT_URL_S3:-}" ];
   export AWS_ENDPOINT_URL_S3=${AWS_ENDPOINT_URL_S3:-http://127.0.0.1:$MOTO_PORT}
   export AWS_ENDPOINT_URL_SQS=${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:$MOTO_PORT}
 fi
-export CLEANUP_QUEUE_URL=${CLEANUP_QUEUE_URL:-${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:5000}/123456789012/image-cleanup}
+# Never reach real AWS from a local run: every service this run calls needs a local
+# endpoint once the emulators above are not ours.
+need_endpoint() { # need_endpoint VARIABLE WHY
+  if [ -z "${!1:-}" ] && [ -z "${AWS_ENDPOINT_URL:-}" ]; then
+    echo "make run: $1 is not set, so $2 would go to real AWS. Set it to a local endpoint" >&2
+    echo "(or unset AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 to use make run's emulators)." >&2
+    exit 2
+  fi
+}
+if [ "$bin" = cleanup ]; then
+  need_endpoint AWS_ENDPOINT_URL_SQS "the cleanup queue"
+  export SEED_QUEUE=1
+fi
+if [ -n "${JWT_SECRET_ARN:-}" ]; then
+  need_endpoint AWS_ENDPOINT_URL_SECRETS_MANAGER "reading JWT_SECRET_ARN"
+fi
+export CLEANUP_QUEUE_URL=${CLEANUP_QUEUE_URL:-${AWS_ENDPOINT_URL_SQS:-${AWS_ENDPOINT_URL:-http://127.0.0.1:5000}}/123456789012/image-cleanup}
 
 # Build before serving: cargo lambda watch would otherwise build on the first request,
 # which can outlast the invocation timeout on a fresh machine.

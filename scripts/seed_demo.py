@@ -3,7 +3,8 @@
 
 The demo album is the seed document's album: its nine images plus three more, each
 with an original and a thumbnail object. Uses boto3 from .tools/py and the standard
-AWS_ENDPOINT_URL_* variables.
+AWS_ENDPOINT_URL_* variables. Every client it makes must have an endpoint override:
+demo data never goes to a real AWS account, so a missing one stops the script.
 """
 import os
 import sys
@@ -20,11 +21,24 @@ DEMO_IDS = SEED_IDS + [
 ]
 
 
+def local_client(service: str, variable: str, **kwargs):
+    """A boto3 client for `service`, only if the environment points it somewhere."""
+    endpoint = os.environ.get(variable) or os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        sys.exit(
+            f"seed_demo.py: {variable} is not set, so {service} calls would go to real AWS; "
+            "set it to a local endpoint (make run sets it when it starts the emulators)"
+        )
+    return boto3.client(service, endpoint_url=endpoint, **kwargs)
+
+
 def main() -> None:
     table = os.environ.get("IMAGES_TABLE", "images")
     bucket = os.environ.get("IMAGES_BUCKET", "images")
-    dynamodb = boto3.client("dynamodb")
-    s3 = boto3.client("s3", config=boto3.session.Config(s3={"addressing_style": "path"}))
+    dynamodb = local_client("dynamodb", "AWS_ENDPOINT_URL_DYNAMODB")
+    s3 = local_client(
+        "s3", "AWS_ENDPOINT_URL_S3", config=boto3.session.Config(s3={"addressing_style": "path"})
+    )
     try:
         dynamodb.create_table(
             TableName=table,
@@ -51,8 +65,10 @@ def main() -> None:
     except ClientError as err:
         if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
-    queue = os.environ.get("CLEANUP_QUEUE_NAME", "image-cleanup")
-    boto3.client("sqs").create_queue(QueueName=queue)
+    # Only the cleanup function hands work on through the queue.
+    if os.environ.get("SEED_QUEUE") == "1":
+        queue = os.environ.get("CLEANUP_QUEUE_NAME", "image-cleanup")
+        local_client("sqs", "AWS_ENDPOINT_URL_SQS").create_queue(QueueName=queue)
     for image_id in DEMO_IDS:
         keys = [f"albums/{SEED_ALBUM}/{image_id}/{name}" for name in ("original.jpg", "thumb.jpg")]
         for key in keys:

@@ -36,6 +36,16 @@ invoke() { # invoke BIN FIXTURE: the function's answer as JSON
 }
 json() { python3 -c "import json,sys; print($1)"; }
 
+# With endpoints overridden, nothing may fall through to real AWS: a service left
+# without a local endpoint stops the run (and the demo seeding) before any call.
+refusal=$(AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 AWS_ENDPOINT_URL_S3=http://127.0.0.1:9 \
+  RUN_BIN=cleanup scripts/run-local.sh 2>&1 >/dev/null) && { echo "smoke: make run ran without an SQS endpoint" >&2; exit 1; }
+grep -q AWS_ENDPOINT_URL_SQS <<<"$refusal" || { echo "smoke: unexpected refusal: $refusal" >&2; exit 1; }
+refusal=$(env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_DYNAMODB .tools/py/bin/python scripts/seed_demo.py 2>&1) \
+  && { echo "smoke: seed_demo.py ran without a DynamoDB endpoint" >&2; exit 1; }
+grep -q AWS_ENDPOINT_URL_DYNAMODB <<<"$refusal" || { echo "smoke: unexpected refusal: $refusal" >&2; exit 1; }
+echo "smoke: make run and seed_demo.py refuse to start without a local endpoint for each service"
+
 start delete-images
 # The printed command, as a user would paste it, plus options to capture the answer.
 command=$(sed -n '/^  curl /,/--data/p' "$out" | sed 's/\\$//' | tr -d '\n')

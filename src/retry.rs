@@ -47,6 +47,11 @@ impl Deadline {
         }
     }
 
+    /// The same deadline, `by` later (for work allowed into the answer margin).
+    pub fn extended(self, by: Duration) -> Self {
+        Self(self.0 + by)
+    }
+
     pub fn remaining(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
     }

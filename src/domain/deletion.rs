@@ -7,12 +7,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::ImageRecord;
 use super::claims::Abilities;
 use super::ids::{ImageId, ImageIds, ObjectKey};
 use crate::ports::{Catalog, ObjectStore, Partial, StoreError, StoreErrorKind};
 use crate::retry::Deadline;
+
+/// Time past the working deadline that the confirming re-read may take: half of the
+/// answer margin (`Deadline::ANSWER_MARGIN`), spent only after a record delete failed.
+const CONFIRM_GRACE: Duration = Duration::from_millis(250);
 
 /// On whose behalf images are deleted.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +48,9 @@ pub struct DeleteOutcome {
     pub missing: Vec<ImageId>,
     /// Work left undone: the record (if any) is still there to retry from.
     pub failed: Vec<ImageId>,
+    /// Those of `failed` whose record delete may have been applied, but the re-read
+    /// that would tell failed too: they may be gone without being reported.
+    pub unconfirmed: Vec<ImageId>,
     /// Objects deleted for images now in `deleted`.
     pub objects_deleted: usize,
     /// Why `failed` is not empty; `Some` exactly when it is not.
@@ -82,7 +90,10 @@ impl Deleter {
     }
 
     /// Deletes `ids` on behalf of `authority`, all or nothing as far as authorization
-    /// goes: if any existing image may not be deleted, nothing is.
+    /// goes: if any existing image may not be deleted, nothing is. A token holder's
+    /// request also fails closed: if any requested record could not be read, it cannot
+    /// be authorized, so nothing is deleted and every id is left `failed` (or
+    /// `missing`) with the read's error. System authority deletes what it could read.
     pub async fn delete(
         &self,
         ids: &ImageIds,
@@ -95,49 +106,60 @@ impl Deleter {
         let lookup = self.catalog.get(ids.as_slice(), deadline).await;
         authorize(&lookup.found, authority)?;
 
-        let mut failed: HashSet<ImageId> = lookup.unread.into_iter().collect();
+        let mut failed: HashSet<ImageId> = lookup.unread.iter().cloned().collect();
+        let mut unconfirmed = Vec::new();
         let mut error = lookup.error;
         let mut retries = lookup.retries;
         let mut object_errors = 0;
         let found: HashMap<&ImageId, &ImageRecord> =
             lookup.found.iter().map(|r| (&r.id, r)).collect();
 
-        // Objects first: an image whose objects are not all gone keeps its record.
-        let keys: Vec<ObjectKey> = lookup
-            .found
-            .iter()
-            .flat_map(|r| r.object_keys.iter().cloned())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        if !keys.is_empty() {
-            let result = self.objects.delete(&keys, deadline).await;
-            let kept: HashSet<ObjectKey> = result.failed.into_iter().collect();
-            if !kept.is_empty() {
-                failed.extend(
-                    lookup
-                        .found
-                        .iter()
-                        .filter(|r| r.object_keys.iter().any(|k| kept.contains(k)))
-                        .map(|r| r.id.clone()),
-                );
+        let fail_closed = matches!(authority, Authority::Token { .. }) && !failed.is_empty();
+        if fail_closed {
+            failed.extend(found.keys().map(|id| (*id).clone()));
+        } else {
+            // Objects first: an image whose objects are not all gone keeps its record.
+            let keys: Vec<ObjectKey> = lookup
+                .found
+                .iter()
+                .flat_map(|r| r.object_keys.iter().cloned())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            if !keys.is_empty() {
+                let result = self.objects.delete(&keys, deadline).await;
+                let kept: HashSet<ObjectKey> = result.failed.into_iter().collect();
+                if !kept.is_empty() {
+                    failed.extend(
+                        lookup
+                            .found
+                            .iter()
+                            .filter(|r| r.object_keys.iter().any(|k| kept.contains(k)))
+                            .map(|r| r.id.clone()),
+                    );
+                }
+                error = StoreError::worst(error, result.error);
+                retries += result.retries;
+                object_errors += result.item_errors;
             }
-            error = StoreError::worst(error, result.error);
-            retries += result.retries;
-            object_errors += result.item_errors;
-        }
 
-        let to_unrecord: Vec<ImageId> = lookup
-            .found
-            .iter()
-            .map(|r| r.id.clone())
-            .filter(|id| !failed.contains(id))
-            .collect();
-        if !to_unrecord.is_empty() {
-            let result = self.catalog.delete(&to_unrecord, deadline).await;
-            failed.extend(result.failed);
-            error = StoreError::worst(error, result.error);
-            retries += result.retries;
+            let to_unrecord: Vec<ImageId> = lookup
+                .found
+                .iter()
+                .map(|r| r.id.clone())
+                .filter(|id| !failed.contains(id))
+                .collect();
+            if !to_unrecord.is_empty() {
+                let result = self.catalog.delete(&to_unrecord, deadline).await;
+                retries += result.retries;
+                if !result.failed.is_empty() {
+                    let check = self.confirm(result.failed, result.error, deadline).await;
+                    failed.extend(check.remaining);
+                    unconfirmed = check.unconfirmed;
+                    error = StoreError::worst(error, check.error);
+                    retries += check.retries;
+                }
+            }
         }
 
         let mut outcome = DeleteOutcome {
@@ -155,6 +177,7 @@ impl Deleter {
                 outcome.missing.push(id.clone());
             }
         }
+        outcome.unconfirmed = unconfirmed;
         if !outcome.failed.is_empty() && error.is_none() {
             // Adapters always say why; this keeps the invariant if one ever does not.
             error = Some(StoreError::new(StoreErrorKind::Failed, "delete images"));
@@ -162,6 +185,52 @@ impl Deleter {
         outcome.error = error.filter(|_| !outcome.failed.is_empty());
         Ok(outcome)
     }
+
+    /// After record deletes failed, finds out which records are in fact gone: a failed
+    /// call may have been applied with its answer lost (a reset, a timeout). One
+    /// consistent read, given part of the answer margin, since it is what makes the
+    /// answer exact.
+    async fn confirm(
+        &self,
+        ids: Vec<ImageId>,
+        cause: Option<StoreError>,
+        deadline: Deadline,
+    ) -> Confirmation {
+        let check = self
+            .catalog
+            .get(&ids, deadline.extended(CONFIRM_GRACE))
+            .await;
+        let still_there: HashSet<ImageId> = check
+            .found
+            .into_iter()
+            .map(|r| r.id)
+            .chain(check.unread.iter().cloned())
+            .collect();
+        let remaining: Vec<ImageId> = ids
+            .into_iter()
+            .filter(|id| still_there.contains(id))
+            .collect();
+        Confirmation {
+            error: if remaining.is_empty() {
+                None
+            } else {
+                StoreError::worst(cause, check.error)
+            },
+            remaining,
+            unconfirmed: check.unread,
+            retries: check.retries,
+        }
+    }
+}
+
+/// What a confirming re-read found out about records whose deletion failed.
+struct Confirmation {
+    /// Still there, or unknown because the re-read failed too.
+    remaining: Vec<ImageId>,
+    /// The subset of `remaining` that the re-read could not read.
+    unconfirmed: Vec<ImageId>,
+    error: Option<StoreError>,
+    retries: u64,
 }
 
 fn authorize(found: &[ImageRecord], authority: Authority<'_>) -> Result<(), Denied> {
@@ -188,7 +257,8 @@ fn authorize(found: &[ImageRecord], authority: Authority<'_>) -> Result<(), Deni
 mod tests {
     use super::*;
     use crate::domain::{AlbumId, Claims};
-    use crate::store::memory::{MemoryCatalog, MemoryObjectStore};
+    use crate::store::memory::{Fault, MemoryCatalog, MemoryObjectStore, Op};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     const A1: &str = "7dca41d5-d76a-4ebb-9e00-dd13c13fc238";
@@ -372,6 +442,163 @@ mod tests {
         assert_eq!(strs(&outcome.deleted), [A2]);
         assert_eq!(strs(&outcome.failed), [A1]);
         assert_eq!(w.objects.keys().len(), 3);
+    }
+
+    fn token_for_a() -> (Claims, Vec<String>) {
+        (claims_for(&["a"]), required())
+    }
+
+    #[tokio::test]
+    async fn a_token_request_with_an_unreadable_forbidden_record_deletes_nothing() {
+        // GIVEN a token for album "a", and B1 (album "b") cannot be read
+        let w = world();
+        w.catalog.fail_get(B1);
+        let (claims, required) = token_for_a();
+        let auth = Authority::Token {
+            abilities: &claims.abilities,
+            required: &required,
+        };
+        // WHEN it asks for A1 (allowed) and B1
+        let outcome = w
+            .deleter
+            .delete(&ids(&[A1, B1, NONE]), auth, deadline())
+            .await
+            .unwrap();
+        // THEN nothing is deleted: B1 cannot be authorized, so the request fails closed
+        assert!(outcome.deleted.is_empty());
+        assert_eq!(strs(&outcome.failed), [A1, B1]);
+        assert_eq!(strs(&outcome.missing), [NONE]);
+        assert_eq!(outcome.error.unwrap().kind(), StoreErrorKind::Unavailable);
+        assert_eq!(w.catalog.ids().len(), 3);
+        assert_eq!(w.objects.keys().len(), 4);
+        assert_eq!(w.objects.calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_token_request_with_an_unreadable_allowed_record_deletes_nothing() {
+        // GIVEN a token for album "a", and A2 (album "a") cannot be read
+        let w = world();
+        w.catalog.fail_get(A2);
+        let (claims, required) = token_for_a();
+        let auth = Authority::Token {
+            abilities: &claims.abilities,
+            required: &required,
+        };
+        // WHEN it asks for A1 and A2
+        let outcome = w
+            .deleter
+            .delete(&ids(&[A1, A2]), auth, deadline())
+            .await
+            .unwrap();
+        // THEN nothing is deleted, not even the readable A1
+        assert!(outcome.deleted.is_empty());
+        assert_eq!(strs(&outcome.failed), [A1, A2]);
+        assert!(outcome.error.is_some());
+        assert_eq!(w.catalog.ids().len(), 3);
+        assert_eq!(w.objects.keys().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn system_authority_deletes_what_it_read_past_an_unreadable_record() {
+        // GIVEN B1 cannot be read
+        let w = world();
+        w.catalog.fail_get(B1);
+        // WHEN a cleanup job deletes A1 and B1
+        let outcome = w
+            .deleter
+            .delete(&ids(&[A1, B1]), Authority::System, deadline())
+            .await
+            .unwrap();
+        // THEN A1 is deleted and B1 is left for the retry, whole
+        assert_eq!(strs(&outcome.deleted), [A1]);
+        assert_eq!(strs(&outcome.failed), [B1]);
+        assert!(w.catalog.contains(&ImageId::parse(B1).unwrap()));
+        assert!(w.objects.contains(&format!("b/{B1}/0")));
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_image_that_was_read_still_denies_when_another_is_unread() {
+        // GIVEN A2 cannot be read, B1 (forbidden) can
+        let w = world();
+        w.catalog.fail_get(A2);
+        let (claims, required) = token_for_a();
+        let auth = Authority::Token {
+            abilities: &claims.abilities,
+            required: &required,
+        };
+        // WHEN it asks for A2 and B1 THEN it is denied, as without the fault
+        let denied = w
+            .deleter
+            .delete(&ids(&[A2, B1]), auth, deadline())
+            .await
+            .unwrap_err();
+        assert_eq!(strs(&denied.ids), [B1]);
+        assert_eq!(w.catalog.ids().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_record_delete_applied_with_its_answer_lost_is_reported_deleted() {
+        // GIVEN deleting A2's record works but its answer is lost
+        let w = world();
+        w.catalog.set_faults(Box::new(|op, item| {
+            (op == Op::DeleteRecord && item == A2)
+                .then_some(Fault::Ambiguous(StoreErrorKind::Unavailable))
+        }));
+        // WHEN A1 and A2 are deleted
+        let outcome = w
+            .deleter
+            .delete(&ids(&[A1, A2]), Authority::System, deadline())
+            .await
+            .unwrap();
+        // THEN the re-read finds A2 gone: both are reported, nothing failed
+        assert_eq!(strs(&outcome.deleted), [A1, A2]);
+        assert!(outcome.failed.is_empty() && outcome.error.is_none());
+        assert_eq!(w.catalog.ids(), [B1.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_that_cannot_be_confirmed_is_failed_and_unconfirmed() {
+        // GIVEN A2's record delete is applied with its answer lost, and every read of
+        // A2 after the first fails
+        let w = world();
+        let reads = AtomicUsize::new(0);
+        w.catalog
+            .set_faults(Box::new(move |op, item| match (op, item) {
+                (Op::DeleteRecord, A2) => Some(Fault::Ambiguous(StoreErrorKind::Unavailable)),
+                (Op::ReadRecord, A2) if reads.fetch_add(1, Ordering::SeqCst) > 0 => {
+                    Some(Fault::Fail(StoreErrorKind::Throttled))
+                }
+                _ => None,
+            }));
+        // WHEN A1 and A2 are deleted
+        let outcome = w
+            .deleter
+            .delete(&ids(&[A1, A2]), Authority::System, deadline())
+            .await
+            .unwrap();
+        // THEN A2 is failed (not reported), marked unconfirmed, with the worst cause
+        assert_eq!(strs(&outcome.deleted), [A1]);
+        assert_eq!(strs(&outcome.failed), [A2]);
+        assert_eq!(strs(&outcome.unconfirmed), [A2]);
+        assert_eq!(outcome.error.unwrap().kind(), StoreErrorKind::Throttled);
+    }
+
+    #[tokio::test]
+    async fn a_record_delete_that_really_failed_is_failed_after_the_re_read() {
+        // GIVEN deleting A2's record fails without effect
+        let w = world();
+        w.catalog.set_faults(Box::new(|op, item| {
+            (op == Op::DeleteRecord && item == A2).then_some(Fault::Fail(StoreErrorKind::Failed))
+        }));
+        let outcome = w
+            .deleter
+            .delete(&ids(&[A1, A2]), Authority::System, deadline())
+            .await
+            .unwrap();
+        // THEN A2 is failed, confirmed still there (not unconfirmed)
+        assert_eq!(strs(&outcome.failed), [A2]);
+        assert!(outcome.unconfirmed.is_empty());
+        assert!(w.catalog.contains(&ImageId::parse(A2).unwrap()));
     }
 
     #[tokio::test]

@@ -22,6 +22,9 @@ pub enum ApiError {
     TooManyIds { max: usize },
     #[error("unreadable body")]
     InvalidBody,
+    /// The event itself cannot be read as an HTTP request (see `event`).
+    #[error("unreadable request")]
+    InvalidRequest,
     #[error("unsupported content type")]
     UnsupportedMediaType,
     #[error("body too large")]
@@ -37,7 +40,8 @@ pub enum ApiError {
     Internal,
 }
 
-/// `Retry-After` for throttled answers, in seconds.
+/// `Retry-After` for throttled and timed-out answers, in seconds: both are worth
+/// retrying soon, and nothing was deleted.
 const RETRY_AFTER_SECONDS: &str = "1";
 
 impl ApiError {
@@ -46,9 +50,10 @@ impl ApiError {
             Self::NotFound | Self::ImageNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::InvalidImageId { .. } | Self::TooManyIds { .. } | Self::InvalidBody => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidImageId { .. }
+            | Self::TooManyIds { .. }
+            | Self::InvalidBody
+            | Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -65,6 +70,7 @@ impl ApiError {
             Self::InvalidImageId { .. } => "invalid_image_id",
             Self::TooManyIds { .. } => "too_many_image_ids",
             Self::InvalidBody => "invalid_body",
+            Self::InvalidRequest => "invalid_request",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::Throttled => "throttled",
@@ -85,6 +91,9 @@ impl ApiError {
             Self::TooManyIds { max } => format!("At most {max} distinct image ids per request."),
             Self::InvalidBody => {
                 "The body is not a readable form (image_ids[]=...) or JSON object ({\"image_ids\": [...]}).".into()
+            }
+            Self::InvalidRequest => {
+                "The request could not be read: its host, path, query string or body encoding is malformed.".into()
             }
             Self::UnsupportedMediaType => {
                 "Send application/x-www-form-urlencoded or application/json.".into()
@@ -114,7 +123,7 @@ impl ApiError {
             Self::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("DELETE"));
             }
-            Self::Throttled => {
+            Self::Throttled | Self::Unavailable => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),

@@ -5,6 +5,7 @@
 //! core; every answer, errors included, leaves through `finish`.
 
 pub mod error;
+pub mod event;
 pub mod input;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -56,6 +57,8 @@ struct Tally {
     requested: usize,
     missing: usize,
     failed: usize,
+    /// Failed ids that may in fact be gone (a lost answer the re-read could not check).
+    unconfirmed: usize,
     metrics: Metrics,
 }
 
@@ -94,11 +97,31 @@ impl Api {
             deleted = tally.metrics.images_deleted,
             missing = tally.missing,
             failed = tally.failed,
+            unconfirmed = tally.unconfirmed,
             objects_deleted = tally.metrics.objects_deleted,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request"
         );
         tally.metrics.emit(METRICS_TRIGGER);
+        response
+    }
+
+    /// Answers an event that cannot become a request (`event::check`): a 400 with the
+    /// usual headers, logged like any other answer.
+    pub fn refuse_event(&self, reason: event::BadEvent, request_id: &str) -> Response<Body> {
+        let started = Instant::now();
+        let request_id = if request_id.is_empty() {
+            format!("{:032x}", fastrand::u128(..))
+        } else {
+            request_id.to_owned()
+        };
+        let response = finish(
+            ApiError::InvalidRequest.into_response(),
+            &request_id,
+            started,
+        );
+        tracing::info!(request_id = %request_id, status = 400, %reason, "unreadable event");
+        Metrics::default().emit(METRICS_TRIGGER);
         response
     }
 
@@ -131,6 +154,7 @@ impl Api {
         };
         tally.missing = outcome.missing.len();
         tally.failed = outcome.failed.len();
+        tally.unconfirmed = outcome.unconfirmed.len();
         tally.metrics.images_deleted = outcome.deleted.len() as u64;
         tally.metrics.objects_deleted = outcome.objects_deleted as u64;
         tally.metrics.unprocessed_retries = outcome.retries;
@@ -437,7 +461,7 @@ mod tests {
         let response = f.api.handle(authed(&format!("image_ids[]={A}"))).await;
         assert_eq!(response.status(), 503);
         assert_eq!(code(&response), "service_unavailable");
-        assert!(response.headers().get("retry-after").is_none());
+        assert_eq!(response.headers()["retry-after"], "1");
         assert!(response.headers().get("x-token").is_none());
         assert_eq!(response.headers()["cache-control"], "no-cache, no-store");
     }

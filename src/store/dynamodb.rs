@@ -479,4 +479,156 @@ pub(crate) mod tests {
         assert_eq!(result.error.unwrap().kind(), StoreErrorKind::Unavailable);
         assert!(rule.num_calls() >= 2);
     }
+
+    /// The two-id scenario of a failed read: A (album "a") is read, B (album "b") comes
+    /// back unprocessed and every attempt to read it again answers 500. Returns the
+    /// deleter over that catalog and an object store holding one object per image,
+    /// and the `BatchWriteItem` rule (to count record deletes).
+    fn unreadable_second_image() -> (
+        crate::domain::Deleter,
+        Arc<crate::store::memory::MemoryObjectStore>,
+        aws_smithy_mocks::Rule,
+        [ImageId; 2],
+    ) {
+        let [a, b] = [ids(2)[0].clone(), ids(2)[1].clone()];
+        let record = |id: &ImageId, album: &str| {
+            HashMap::from([
+                (ATTR_ID.into(), AttributeValue::S(id.to_string())),
+                (ATTR_ALBUM_ID.into(), AttributeValue::S(album.into())),
+                (
+                    ATTR_OBJECT_KEYS.into(),
+                    AttributeValue::Ss(vec![format!("{album}/{id}")]),
+                ),
+            ])
+        };
+        let (found, unprocessed) = (record(&a, "a"), DynamoCatalog::key(&b));
+        let first = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+            .match_requests(|r| keys_of(r).len() == 2)
+            .then_output(move || {
+                BatchGetItemOutput::builder()
+                    .responses(TABLE, vec![found.clone()])
+                    .unprocessed_keys(
+                        TABLE,
+                        KeysAndAttributes::builder()
+                            .keys(unprocessed.clone())
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            });
+        let retry = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+            .match_requests(|r| keys_of(r).len() == 1)
+            .sequence()
+            .http_status(500, None)
+            .repeatedly()
+            .build();
+        let writes = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+            .then_output(|| BatchWriteItemOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&first, &retry, &writes]
+        );
+        let objects = Arc::new(crate::store::memory::MemoryObjectStore::default());
+        objects.put_all(&[format!("a/{a}"), format!("b/{b}")]);
+        let deleter = crate::domain::Deleter::new(
+            Arc::new(DynamoCatalog::new(client, TABLE, 4)),
+            objects.clone(),
+        );
+        (deleter, objects, writes, [a, b])
+    }
+
+    #[tokio::test]
+    async fn a_token_request_whose_forbidden_image_cannot_be_read_deletes_nothing() {
+        use crate::domain::{Authority, Claims, ImageIds};
+        // GIVEN a token for album "a"; A (album "a") is read, B (album "b") cannot be
+        let (deleter, objects, writes, [a, b]) = unreadable_second_image();
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "exp": 1, "user_id": "u", "abilities": {"a": {"Access": {"image_delete": true}}}
+        }))
+        .unwrap();
+        let required = vec!["image_delete".to_owned()];
+        let authority = Authority::Token {
+            abilities: &claims.abilities,
+            required: &required,
+        };
+        // WHEN the token asks for both
+        let outcome = deleter
+            .delete(
+                &ImageIds::from_ids(vec![a.clone(), b.clone()]),
+                authority,
+                deadline(),
+            )
+            .await
+            .unwrap();
+        // THEN nothing is deleted, in S3 or DynamoDB, and the answer is a failure
+        assert!(outcome.deleted.is_empty());
+        assert_eq!(outcome.failed.len(), 2);
+        assert!(outcome.error.is_some());
+        assert_eq!(objects.calls(), 0);
+        assert_eq!(objects.keys().len(), 2);
+        assert_eq!(writes.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn system_authority_deletes_the_readable_image_past_an_unreadable_one() {
+        use crate::domain::{Authority, ImageIds};
+        // GIVEN the same faults
+        let (deleter, objects, writes, [a, b]) = unreadable_second_image();
+        // WHEN a cleanup job asks for both
+        let outcome = deleter
+            .delete(
+                &ImageIds::from_ids(vec![a.clone(), b.clone()]),
+                Authority::System,
+                deadline(),
+            )
+            .await
+            .unwrap();
+        // THEN A is deleted, objects then record, and B is left whole for the retry
+        assert_eq!(outcome.deleted, vec![a]);
+        assert_eq!(outcome.failed, vec![b.clone()]);
+        assert_eq!(objects.keys(), vec![format!("b/{b}")]);
+        assert_eq!(writes.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_record_delete_is_re_read_and_reported_when_it_was_applied() {
+        use crate::domain::{Authority, ImageIds};
+        // GIVEN every BatchWriteItem attempt answers 500, though DynamoDB applied it:
+        // the first read finds the record, the confirming re-read does not
+        let wanted = ids(1);
+        let found = item(&wanted[0]);
+        let reads = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+            .sequence()
+            .output(move || {
+                BatchGetItemOutput::builder()
+                    .responses(TABLE, vec![found.clone()])
+                    .build()
+            })
+            .output(|| BatchGetItemOutput::builder().build())
+            .build();
+        let writes = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+            .sequence()
+            .http_status(500, None)
+            .repeatedly()
+            .build();
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&reads, &writes]);
+        let objects = Arc::new(crate::store::memory::MemoryObjectStore::default());
+        let deleter =
+            crate::domain::Deleter::new(Arc::new(DynamoCatalog::new(client, TABLE, 4)), objects);
+        // WHEN the image is deleted
+        let outcome = deleter
+            .delete(
+                &ImageIds::from_ids(wanted.clone()),
+                Authority::System,
+                deadline(),
+            )
+            .await
+            .unwrap();
+        // THEN the write failed, the re-read shows the record gone: it is reported
+        assert!(writes.num_calls() >= 1);
+        assert_eq!(reads.num_calls(), 2);
+        assert_eq!(outcome.deleted, wanted);
+        assert!(outcome.failed.is_empty() && outcome.error.is_none());
+    }
 }

@@ -1,5 +1,7 @@
 //! In-memory fakes of the ports, with fault injection, for fast tests of the core and
-//! the HTTP layer. Production never uses them.
+//! the HTTP layer. They are also the reference model of the property tests: a fault
+//! plan decides, item by item, whether a call fails before doing the work or after
+//! doing it (the answer lost: the ambiguous case). Production never uses them.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Mutex;
@@ -13,12 +15,58 @@ use crate::ports::{
 };
 use crate::retry::Deadline;
 
-/// A catalog in a map. Ids named by `fail_get` / `fail_delete` fail as a store would.
+/// Which port operation an injected fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    ReadRecord,
+    DeleteRecord,
+    DeleteObject,
+}
+
+/// What an injected fault does to one item of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The item fails and nothing was done to it.
+    Fail(StoreErrorKind),
+    /// The work was done but the answer was lost: the caller is told it failed. For a
+    /// read this is the same as `Fail`.
+    Ambiguous(StoreErrorKind),
+}
+
+/// Decides the fault (if any) for one item of one call: `(operation, item)`.
+pub type FaultPlan = Box<dyn FnMut(Op, &str) -> Option<Fault> + Send>;
+
+/// Asks `plan` about `item`, after the fixed `failing` set (which fails plainly, as
+/// `kind`).
+fn fault_for(
+    failing: &Mutex<HashSet<String>>,
+    kind: StoreErrorKind,
+    plan: &Mutex<Option<FaultPlan>>,
+    op: Op,
+    item: &str,
+) -> Option<Fault> {
+    if failing.lock().unwrap().contains(item) {
+        return Some(Fault::Fail(kind));
+    }
+    plan.lock()
+        .unwrap()
+        .as_mut()
+        .and_then(|plan| plan(op, item))
+}
+
+fn fault_error(fault: Fault, operation: &'static str) -> StoreError {
+    let (Fault::Fail(kind) | Fault::Ambiguous(kind)) = fault;
+    StoreError::new(kind, operation).with_source("injected fault")
+}
+
+/// A catalog in a map. Ids named by `fail_get` / `fail_delete` fail as a store would;
+/// a `FaultPlan` injects anything else.
 #[derive(Default)]
 pub struct MemoryCatalog {
     records: Mutex<BTreeMap<ImageId, ImageRecord>>,
     failing_gets: Mutex<HashSet<String>>,
     failing_deletes: Mutex<HashSet<String>>,
+    plan: Mutex<Option<FaultPlan>>,
     calls: AtomicUsize,
 }
 
@@ -40,12 +88,21 @@ impl MemoryCatalog {
             .collect()
     }
 
+    pub fn contains(&self, id: &ImageId) -> bool {
+        self.records.lock().unwrap().contains_key(id)
+    }
+
     pub fn fail_get(&self, id: &str) {
         self.failing_gets.lock().unwrap().insert(id.to_owned());
     }
 
     pub fn fail_delete(&self, id: &str) {
         self.failing_deletes.lock().unwrap().insert(id.to_owned());
+    }
+
+    /// Injects faults from now on, as `plan` decides (replacing any earlier plan).
+    pub fn set_faults(&self, plan: FaultPlan) {
+        *self.plan.lock().unwrap() = Some(plan);
     }
 
     /// How many port calls were made.
@@ -80,14 +137,20 @@ impl Catalog for MemoryCatalog {
 
     async fn get(&self, ids: &[ImageId], _deadline: Deadline) -> Lookup {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let records = self.records.lock().unwrap();
-        let failing = self.failing_gets.lock().unwrap();
         let mut lookup = Lookup::default();
         for id in ids {
-            if failing.contains(id.as_str()) {
+            let fault = fault_for(
+                &self.failing_gets,
+                StoreErrorKind::Unavailable,
+                &self.plan,
+                Op::ReadRecord,
+                id.as_str(),
+            );
+            if let Some(fault) = fault {
                 lookup.unread.push(id.clone());
-                lookup.error = Some(StoreError::new(StoreErrorKind::Unavailable, "memory get"));
-            } else if let Some(record) = records.get(id) {
+                let err = fault_error(fault, "memory get");
+                lookup.error = StoreError::worst(lookup.error, Some(err));
+            } else if let Some(record) = self.records.lock().unwrap().get(id) {
                 lookup.found.push(record.clone());
             }
         }
@@ -96,26 +159,35 @@ impl Catalog for MemoryCatalog {
 
     async fn delete(&self, ids: &[ImageId], _deadline: Deadline) -> Partial<ImageId> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut records = self.records.lock().unwrap();
-        let failing = self.failing_deletes.lock().unwrap();
         let mut result = Partial::default();
         for id in ids {
-            if failing.contains(id.as_str()) {
+            let fault = fault_for(
+                &self.failing_deletes,
+                StoreErrorKind::Failed,
+                &self.plan,
+                Op::DeleteRecord,
+                id.as_str(),
+            );
+            if !matches!(fault, Some(Fault::Fail(_))) {
+                self.records.lock().unwrap().remove(id);
+            }
+            if let Some(fault) = fault {
                 result.failed.push(id.clone());
-                result.error = Some(StoreError::new(StoreErrorKind::Failed, "memory delete"));
-            } else {
-                records.remove(id);
+                let err = fault_error(fault, "memory delete");
+                result.error = StoreError::worst(result.error, Some(err));
             }
         }
         result
     }
 }
 
-/// An object store in a set. Keys named by `fail_key` cannot be deleted.
+/// An object store in a set. Keys named by `fail_key` cannot be deleted; a
+/// `FaultPlan` injects anything else.
 #[derive(Default)]
 pub struct MemoryObjectStore {
     keys: Mutex<BTreeSet<String>>,
     failing: Mutex<HashSet<String>>,
+    plan: Mutex<Option<FaultPlan>>,
     calls: AtomicUsize,
 }
 
@@ -129,8 +201,17 @@ impl MemoryObjectStore {
         self.keys.lock().unwrap().iter().cloned().collect()
     }
 
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.lock().unwrap().contains(key)
+    }
+
     pub fn fail_key(&self, key: &str) {
         self.failing.lock().unwrap().insert(key.to_owned());
+    }
+
+    /// Injects faults from now on, as `plan` decides (replacing any earlier plan).
+    pub fn set_faults(&self, plan: FaultPlan) {
+        *self.plan.lock().unwrap() = Some(plan);
     }
 
     pub fn calls(&self) -> usize {
@@ -142,18 +223,22 @@ impl MemoryObjectStore {
 impl ObjectStore for MemoryObjectStore {
     async fn delete(&self, keys: &[ObjectKey], _deadline: Deadline) -> Partial<ObjectKey> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut stored = self.keys.lock().unwrap();
-        let failing = self.failing.lock().unwrap();
         let mut result = Partial::default();
         for key in keys {
-            if failing.contains(key.as_str()) {
+            let fault = fault_for(
+                &self.failing,
+                StoreErrorKind::Failed,
+                &self.plan,
+                Op::DeleteObject,
+                key.as_str(),
+            );
+            if !matches!(fault, Some(Fault::Fail(_))) {
+                self.keys.lock().unwrap().remove(key.as_str());
+            }
+            if let Some(fault) = fault {
                 result.failed.push(key.clone());
-                result.error = Some(StoreError::new(
-                    StoreErrorKind::Failed,
-                    "memory delete objects",
-                ));
-            } else {
-                stored.remove(key.as_str());
+                let err = fault_error(fault, "memory delete objects");
+                result.error = StoreError::worst(result.error, Some(err));
             }
         }
         result

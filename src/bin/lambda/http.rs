@@ -3,8 +3,11 @@
 //! (`AWS_LAMBDA_MAX_CONCURRENCY` > 1), one at a time otherwise.
 
 use image_delete::config::Config;
+use image_delete::http::event;
 use image_delete::startup;
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::lambda_runtime::{self, LambdaEvent};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Error, service_fn};
 
 image_delete::use_tuned_allocator!();
 
@@ -17,8 +20,9 @@ async fn serve() -> Result<(), Error> {
     let config = Config::from_env()?;
     let aws = startup::aws_config().await;
     let api: &'static _ = Box::leak(Box::new(startup::api(&config, &aws).await?));
-    lambda_http::run_concurrent(service_fn(move |request: Request| async move {
-        Ok::<_, std::convert::Infallible>(api.handle(request).await)
+    // Every event is checked before lambda_http converts it (see `event`).
+    lambda_runtime::run_concurrent(service_fn(move |e: LambdaEvent<LambdaRequest>| {
+        event::answer(api, e)
     }))
     .await
 }

@@ -1,0 +1,258 @@
+//! From the raw Lambda event to the answer, without ever aborting the process.
+//!
+//! `lambda_http` turns an event into an `http::Request` with `expect`s: a body flagged
+//! base64 that is not, a raw query string with a byte that no URI may hold (a space,
+//! `"`, `<`, `>`, DEL), a `Host` that no URL may hold (`a b`, `[::1`, `h:99999`) each
+//! panic, and release builds abort on panic, taking every request in flight with them.
+//! So each event is checked first, along the very steps `lambda_http` takes, and an
+//! event it could not convert gets a 400 here instead. Checking was chosen over
+//! catching the panic: `catch_unwind` needs `panic = "unwind"` in release builds, which
+//! costs binary size on every cold start and still leaves the 400 to build by hand; a
+//! check answers the client properly and the fuzz target (`fuzz/`) keeps it complete.
+//! Events that are not HTTP events at all fail to deserialize in the runtime and get
+//! the invocation error there.
+
+use std::convert::Infallible;
+
+use base64::Engine;
+use lambda_http::http::{HeaderMap, Response, Uri, header};
+use lambda_http::lambda_runtime::LambdaEvent;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Body, Request, Service, TransformResponse, service_fn};
+
+use super::Api;
+
+/// Why an event cannot become an HTTP request. For the logs only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadEvent {
+    #[error("body flagged base64 is not base64")]
+    Base64Body,
+    #[error("host, path or query string do not make a URI")]
+    Uri,
+}
+
+/// The future of one answer, in the shape the event's origin expects.
+pub type Answer = TransformResponse<'static, Response<Body>, Infallible>;
+
+/// Answers one event: a request when it converts, else a 400.
+pub fn answer(api: &'static Api, event: LambdaEvent<LambdaRequest>) -> Answer {
+    let origin = event.payload.request_origin();
+    if let Err(bad) = check(&event.payload) {
+        let request_id = event.context.request_id.clone();
+        return TransformResponse::Request(
+            origin,
+            Box::pin(async move { Ok(api.refuse_event(bad, &request_id)) }),
+        );
+    }
+    let handler = service_fn(move |request: Request| async move {
+        Ok::<_, Infallible>(api.handle(request).await)
+    });
+    Adapter::from(handler).call(event)
+}
+
+/// Whether `lambda_http` can convert `event` without panicking: the same steps, each
+/// fallible here.
+pub fn check(event: &LambdaRequest) -> Result<(), BadEvent> {
+    match event {
+        LambdaRequest::ApiGatewayV1(ag) => {
+            check_body(ag.is_base64_encoded, ag.body.as_deref())?;
+            let host = host(&ag.headers).or(ag.request_context.domain_name.as_deref());
+            let path = with_stage(ag.request_context.stage.as_deref(), ag.path.as_deref());
+            let query = query_string(
+                &ag.multi_value_query_string_parameters,
+                &ag.query_string_parameters,
+            );
+            check_uri(&path, &ag.headers, host, query.as_deref())
+        }
+        LambdaRequest::ApiGatewayV2(ag) => {
+            check_body(ag.is_base64_encoded, ag.body.as_deref())?;
+            let host = host(&ag.headers).or(ag.request_context.domain_name.as_deref());
+            let path = with_stage(ag.request_context.stage.as_deref(), ag.raw_path.as_deref());
+            let query = ag.raw_query_string.as_deref().filter(|q| !q.is_empty());
+            check_uri(&path, &ag.headers, host, query)
+        }
+        LambdaRequest::Alb(alb) => {
+            check_body(alb.is_base64_encoded, alb.body.as_deref())?;
+            // lambda_http decodes the ALB's query maps and encodes them again: the
+            // result is always URI-safe, so only the path and host can fail.
+            check_uri(
+                alb.path.as_deref().unwrap_or_default(),
+                &alb.headers,
+                host(&alb.headers),
+                None,
+            )
+        }
+        // Origins this build does not enable never deserialize.
+        #[allow(unreachable_patterns)]
+        _ => Ok(()),
+    }
+}
+
+fn check_body(is_base64: bool, body: Option<&str>) -> Result<(), BadEvent> {
+    match body {
+        Some(body) if is_base64 => base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map(drop)
+            .map_err(|_| BadEvent::Base64Body),
+        _ => Ok(()),
+    }
+}
+
+fn host(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+}
+
+/// The path as `lambda_http` builds it: the stage in front, unless the path already
+/// starts with it, the stage is `$default`, or the environment says to leave it out.
+fn with_stage(stage: Option<&str>, path: Option<&str>) -> String {
+    let path = path.unwrap_or_default();
+    match stage {
+        _ if std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_some() => path.into(),
+        None | Some("$default") => path.into(),
+        Some(stage) if path.starts_with(&format!("/{stage}/")) => path.into(),
+        Some(stage) => format!("/{stage}{path}"),
+    }
+}
+
+fn query_string(
+    multi: &lambda_http::aws_lambda_events::query_map::QueryMap,
+    single: &lambda_http::aws_lambda_events::query_map::QueryMap,
+) -> Option<String> {
+    [multi, single]
+        .into_iter()
+        .find(|q| !q.is_empty())
+        .map(|q| q.to_query_string())
+}
+
+/// The URI `lambda_http` builds: a URL from scheme, host and path (or a bare path
+/// without a host), then the query string, and it must parse as an `http::Uri`.
+fn check_uri(
+    path: &str,
+    headers: &HeaderMap,
+    host: Option<&str>,
+    query: Option<&str>,
+) -> Result<(), BadEvent> {
+    let mut uri = match host {
+        None => url::Url::parse(&format!("http://localhost{path}"))
+            .map_err(|_| BadEvent::Uri)?
+            .path()
+            .to_owned(),
+        Some(host) => {
+            let scheme = headers
+                .get("x-forwarded-proto")
+                .and_then(|s| s.to_str().ok())
+                .unwrap_or("https");
+            url::Url::parse(&format!("{scheme}://{host}{path}"))
+                .map_err(|_| BadEvent::Uri)?
+                .to_string()
+        }
+    };
+    if let Some(query) = query {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    Uri::try_from(uri).map(drop).map_err(|_| BadEvent::Uri)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The crafted events of `events/crafted/` (each one aborted the release binary
+    //! before this module existed) and the real fixtures of `events/`.
+    use super::*;
+    use crate::auth::Tokens;
+    use crate::domain::Deleter;
+    use crate::store::memory::{MemoryCatalog, MemoryObjectStore};
+    use lambda_http::Context;
+    use secrecy::SecretString;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn fixtures(dir: &str) -> Vec<(String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut all: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .map(|path| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&path).unwrap())
+            })
+            .collect();
+        all.sort();
+        assert!(!all.is_empty(), "no fixtures in {dir:?}");
+        all
+    }
+
+    fn api() -> &'static Api {
+        let tokens = Tokens::new(
+            &[SecretString::from(
+                "unit-test-key-0123456789abcdef0123456789",
+            )],
+            60,
+        )
+        .unwrap();
+        let deleter = Deleter::new(
+            Arc::new(MemoryCatalog::default()),
+            Arc::new(MemoryObjectStore::default()),
+        );
+        Box::leak(Box::new(Api::new(
+            deleter,
+            tokens,
+            1000,
+            vec!["image_delete".into()],
+        )))
+    }
+
+    async fn answer_to(json: &str) -> serde_json::Value {
+        let payload: LambdaRequest = serde_json::from_str(json).unwrap();
+        let response = answer(api(), LambdaEvent::new(payload, Context::default()))
+            .await
+            .unwrap();
+        serde_json::to_value(response).unwrap()
+    }
+
+    #[test]
+    fn every_crafted_event_panics_in_lambda_http_unchecked() {
+        // The negative control: without the check, each of these would abort.
+        for (name, json) in fixtures("events/crafted") {
+            let payload: LambdaRequest = serde_json::from_str(&json).unwrap();
+            let converted = std::panic::catch_unwind(|| Request::from(payload));
+            assert!(converted.is_err(), "{name} converts without panicking");
+        }
+    }
+
+    #[tokio::test]
+    async fn every_crafted_event_is_answered_400_with_the_usual_headers() {
+        for (name, json) in fixtures("events/crafted") {
+            // GIVEN an event lambda_http cannot convert WHEN it arrives
+            let answer = answer_to(&json).await;
+            // THEN a 400 in the origin's shape, the JSON error, the seed's headers
+            assert_eq!(answer["statusCode"], 400, "{name}: {answer}");
+            let body: serde_json::Value =
+                serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+            assert_eq!(body["error"], "invalid_request", "{name}");
+            let headers = if answer["headers"].as_object().is_some_and(|h| !h.is_empty()) {
+                &answer["headers"]
+            } else {
+                &answer["multiValueHeaders"]
+            };
+            assert!(
+                headers.get("x-content-type-options").is_some(),
+                "{name}: {headers}"
+            );
+            assert!(headers.get("x-token").is_none(), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_real_fixtures_pass_the_check_and_reach_the_endpoint() {
+        for (name, json) in fixtures("events") {
+            let payload: LambdaRequest = serde_json::from_str(&json).unwrap();
+            assert_eq!(check(&payload), Ok(()), "{name}");
+            let answer = answer_to(&json).await;
+            assert_ne!(answer["statusCode"], 400, "{name}: {answer}");
+        }
+    }
+}
