@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 TEST_DYNAMODB_PORT ?= 18000
 TEST_MOTO_PORT ?= 15000
 
-.PHONY: help tools run test unit lint-rust lint-template fmt bench
+.PHONY: help tools run test unit lint-rust lint-template fmt bench crafted-release
 
 help:
 	@echo "make run    run the function locally against local DynamoDB/S3 with demo data"
@@ -43,3 +43,9 @@ fmt:
 # Figures, not tests: release builds (~10 min each from clean) and loopback fakes.
 bench: tools
 	@scripts/bench.sh
+
+# The crafted events of events/crafted/ against the release binary (~10 min to build
+# from clean): each gets an answer and the process keeps serving.
+crafted-release:
+	cargo build --release --locked --bin delete-images
+	python3 scripts/crafted_events.py target/release/delete-images

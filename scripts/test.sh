@@ -12,6 +12,11 @@ export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$MOTO_PORT"
 export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$MOTO_PORT"
 export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
 cargo nextest run --locked --all-targets --no-fail-fast
+# The HTTP binary linked with panic=abort, as release builds are (only the binary is
+# rebuilt: crates built for unwinding link into an aborting binary), fed every crafted
+# event that once aborted it, alone and under managed concurrency.
+cargo rustc --locked --quiet --bin delete-images -- -C panic=abort
+python3 scripts/crafted_events.py target/debug/delete-images
 scripts/smoke-run.sh
 if [ -f template.yaml ]; then
   make --no-print-directory lint-template

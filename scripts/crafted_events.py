@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Feeds every crafted event of events/crafted/ to a built `delete-images` binary
+through a minimal Lambda Runtime API, and checks that each gets an HTTP answer and
+that the process keeps serving: those events once aborted the release binary.
+
+The function runs twice: one invocation at a time, and with managed concurrency
+(AWS_LAMBDA_MAX_CONCURRENCY=4), where a valid request is kept in flight (its DynamoDB
+answer takes a second) while the crafted events arrive; it must still be answered.
+
+Usage: crafted_events.py BINARY
+Prints one summary line per mode; exits non-zero on any failure.
+"""
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = ROOT / "events" / "apigw-rest-bulk-delete.json"
+SECRET = "dev-secret-for-local-runs-only-0123456789abcdef"  # signs the tokens in events/
+SLOW_SECONDS = 1.0
+
+
+class SlowDynamoDB(BaseHTTPRequestHandler):
+    """Answers every call after a pause with a non-retryable error."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        time.sleep(SLOW_SECONDS)
+        body = b'{"__type":"com.amazon.coral.validate#ValidationException","message":"slow fake"}'
+        self.send_response(400)
+        self.send_header("content-type", "application/x-amz-json-1.0")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class Runtime(BaseHTTPRequestHandler):
+    """The Runtime API: events from a queue on /next, answers recorded by id."""
+
+    protocol_version = "HTTP/1.1"
+    events: "queue.Queue[tuple[str, str]]"
+    answers: dict
+    lock = threading.Lock()
+
+    def do_GET(self):
+        if not self.path.endswith("/invocation/next"):
+            return self.reply(404, b"")
+        request_id, event = self.events.get()
+        deadline = int(time.time() * 1000) + 30_000
+        self.send_response(200)
+        for name, value in [
+            ("Lambda-Runtime-Aws-Request-Id", request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(deadline)),
+            ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:delete-images"),
+            ("Lambda-Runtime-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"),
+            ("content-type", "application/json"),
+            ("content-length", str(len(event.encode()))),
+        ]:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(event.encode())
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        parts = self.path.strip("/").split("/")
+        if len(parts) >= 5 and parts[-1] in ("response", "error"):
+            with self.lock:
+                self.answers[parts[-2]] = (parts[-1], body)
+        self.reply(202, b"{}")
+
+    def reply(self, status, body):
+        self.send_response(status)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a function that aborts resets its connections: counted, not printed
+
+
+def serve(handler):
+    server = QuietServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def run(binary: str, concurrency: int) -> list[str]:
+    crafted = sorted((ROOT / "events" / "crafted").glob("*.json"))
+    good = GOOD.read_text()
+    events: "queue.Queue[tuple[str, str]]" = queue.Queue()
+    plan = []  # (request id, name, expected status)
+    # A valid request first (in flight on the slow DynamoDB while the rest arrive),
+    # then every crafted event, then a valid request again: still serving?
+    for name, text, status in (
+        [("valid (first)", good, 500)]
+        + [(p.name, p.read_text(), 400) for p in crafted]
+        + [("valid (last)", good, 500)]
+    ):
+        request_id = str(uuid.uuid4())
+        plan.append((request_id, name, status))
+        events.put((request_id, text))
+    handler = type("R", (Runtime,), {"events": events, "answers": {}})
+    runtime = serve(handler)
+    slow = serve(SlowDynamoDB)
+    env = dict(
+        os.environ,
+        AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{runtime.server_address[1]}",
+        AWS_LAMBDA_FUNCTION_NAME="delete-images",
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+        AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+        AWS_LAMBDA_LOG_STREAM_NAME="crafted",
+        AWS_LAMBDA_LOG_GROUP_NAME="crafted",
+        AWS_LAMBDA_MAX_CONCURRENCY=str(concurrency),
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{slow.server_address[1]}",
+        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{slow.server_address[1]}",
+        IMAGES_TABLE="images",
+        IMAGES_BUCKET="images",
+        JWT_SECRET=SECRET,
+        RUST_LOG="warn",
+    )
+    env.pop("JWT_SECRET_ARN", None)
+    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    failures = []
+    try:
+        limit = time.time() + 60
+        while time.time() < limit and len(handler.answers) < len(plan) and process.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        if process.poll() is not None:
+            err = process.stderr.read().decode(errors="replace")[-400:]
+            failures.append(f"the function exited ({process.returncode}): {err}")
+        for request_id, name, status in plan:
+            kind, body = handler.answers.get(request_id, (None, b""))
+            if kind != "response":
+                failures.append(f"{name}: no answer ({kind})")
+                continue
+            got = json.loads(body).get("statusCode")
+            if got != status:
+                failures.append(f"{name}: status {got}, expected {status}")
+    finally:
+        process.kill()
+        process.wait()
+        runtime.shutdown()
+        slow.shutdown()
+    answered = sum(1 for r, _, _ in plan if r in handler.answers)
+    print(
+        f"crafted events, concurrency {concurrency}: {len(crafted)} crafted + 2 valid events, "
+        f"{answered} answered, {len(failures)} failures, process "
+        f"{'alive' if not any('exited' in f for f in failures) else 'DEAD'} until stopped"
+    )
+    return failures
+
+
+def main() -> None:
+    binary = sys.argv[1]
+    failures = run(binary, 1) + run(binary, 4)
+    for failure in failures:
+        print(f"  FAIL {failure}", file=sys.stderr)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    socket.setdefaulttimeout(60)
+    main()
