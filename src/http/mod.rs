@@ -51,6 +51,12 @@ pub struct Api {
     delete_abilities: Vec<String>,
 }
 
+/// Attached to every answer's extensions (never sent): how many of the ids it did not
+/// report may in fact be gone, because a write's answer was lost and the confirming
+/// re-read failed too. For tests and wrappers that check answers against the stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unconfirmed(pub usize);
+
 /// What one request did, for its log line and metrics.
 #[derive(Default)]
 struct Tally {
@@ -86,7 +92,10 @@ impl Api {
             Ok(response) => response,
             Err(err) => err.into_response(),
         };
-        let response = finish(response, &request_id, started);
+        let mut response = finish(response, &request_id, started);
+        response
+            .extensions_mut()
+            .insert(Unconfirmed(tally.unconfirmed));
         if response.status() == StatusCode::UNAUTHORIZED {
             tally.metrics.denied_requests = 1;
         }

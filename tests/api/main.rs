@@ -6,6 +6,7 @@
 //! fails loudly: none is skipped.
 
 mod bulk;
+mod chaos;
 mod cleanup;
 mod events;
 mod helpers;

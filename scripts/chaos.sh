@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# make chaos: the wire-level fault run of tests/api/chaos.rs at length. Starts its own
+# emulators (ports apart from make run and make test), prints each seed's summary
+# line and the total. Settings: CHAOS_REQUESTS (400), CHAOS_SEEDS (11,12,13),
+# CHAOS_RATE (0.3: the share of AWS calls faulted).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export DYNAMODB_PORT=${CHAOS_DYNAMODB_PORT:-18100} MOTO_PORT=${CHAOS_MOTO_PORT:-15100}
+trap 'scripts/emulators.sh stop chaos' EXIT
+scripts/emulators.sh start chaos
+export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
+export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$MOTO_PORT"
+export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$MOTO_PORT"
+export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
+export CHAOS_REQUESTS=${CHAOS_REQUESTS:-400} CHAOS_SEEDS=${CHAOS_SEEDS:-11,12,13} CHAOS_RATE=${CHAOS_RATE:-0.3}
+out=$(mktemp)
+status=0
+cargo nextest run --locked --test api random_faults_lose_nothing --no-capture >"$out" 2>&1 || status=$?
+grep -E '^(chaos|  violation)' "$out" || tail -n 40 "$out"
+rm -f "$out"
+exit $status
