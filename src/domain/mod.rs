@@ -5,6 +5,8 @@ pub mod album;
 pub mod claims;
 pub mod deletion;
 pub mod ids;
+#[cfg(test)]
+mod properties;
 
 pub use album::{AlbumOutcome, AlbumProgress};
 pub use claims::{Abilities, Claims};
