@@ -6,6 +6,8 @@ pub mod alloc;
 pub mod auth;
 pub mod config;
 pub mod domain;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod ports;

@@ -32,10 +32,10 @@ pub enum BadEvent {
 }
 
 /// The future of one answer, in the shape the event's origin expects.
-pub type Answer = TransformResponse<'static, Response<Body>, Infallible>;
+pub type Answer<'a> = TransformResponse<'a, Response<Body>, Infallible>;
 
 /// Answers one event: a request when it converts, else a 400.
-pub fn answer(api: &'static Api, event: LambdaEvent<LambdaRequest>) -> Answer {
+pub fn answer(api: &Api, event: LambdaEvent<LambdaRequest>) -> Answer<'_> {
     let origin = event.payload.request_origin();
     if let Err(bad) = check(&event.payload) {
         let request_id = event.context.request_id.clone();
