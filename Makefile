@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 TEST_DYNAMODB_PORT ?= 18000
 TEST_MOTO_PORT ?= 15000
 
-.PHONY: help tools run test unit lint-rust lint-template fmt bench crafted-release chaos
+.PHONY: help tools run test unit lint-rust lint-template fmt bench crafted-release chaos fuzz
 
 help:
 	@echo "make run    run the function locally against local DynamoDB/S3 with demo data"
@@ -50,7 +50,12 @@ crafted-release:
 	cargo build --release --locked --bin delete-images
 	python3 scripts/crafted_events.py target/release/delete-images
 
-# Faults at the wire at length: >= 400 requests per seed, three seeds, 30 % of AWS
+# Faults at the wire at length: >= 400 requests per seed, three seeds, 35 % of AWS
 # calls faulted; one summary line per seed and a total (tests/api/chaos.rs).
 chaos: tools
 	@scripts/chaos.sh
+
+# Every fuzz target for FUZZ_SECONDS (default 600) each: executions and crashes per
+# target. make test replays the committed corpus (fuzz/corpus/).
+fuzz:
+	@scripts/fuzz.sh

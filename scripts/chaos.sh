@@ -2,7 +2,7 @@
 # make chaos: the wire-level fault run of tests/api/chaos.rs at length. Starts its own
 # emulators (ports apart from make run and make test), prints each seed's summary
 # line and the total. Settings: CHAOS_REQUESTS (400), CHAOS_SEEDS (11,12,13),
-# CHAOS_RATE (0.3: the share of AWS calls faulted).
+# CHAOS_RATE (0.35: the share of AWS calls faulted, 1 in 7 of them only delayed).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,7 +13,7 @@ export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
 export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$MOTO_PORT"
 export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$MOTO_PORT"
 export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
-export CHAOS_REQUESTS=${CHAOS_REQUESTS:-400} CHAOS_SEEDS=${CHAOS_SEEDS:-11,12,13} CHAOS_RATE=${CHAOS_RATE:-0.3}
+export CHAOS_REQUESTS=${CHAOS_REQUESTS:-400} CHAOS_SEEDS=${CHAOS_SEEDS:-11,12,13} CHAOS_RATE=${CHAOS_RATE:-0.35}
 out=$(mktemp)
 status=0
 cargo nextest run --locked --test api random_faults_lose_nothing --no-capture >"$out" 2>&1 || status=$?

@@ -4,8 +4,9 @@
 #   .tools/sam   aws-sam-cli, cfn-lint                                    -- tools/requirements-sam.txt
 #   .tools/node  dynalite (local DynamoDB)                                 -- tools/package*.json
 #   .tools/bench the Python peer of the benchmarks (boto3, awslambdaric)  -- bench/peer/requirements.txt
+#   .tools/cargo cargo-fuzz, for make fuzz                                  -- CARGO_FUZZ_VERSION below
 # Each part is skipped when its pin file has not changed since it was installed.
-# Usage: scripts/install-tools.sh [dev] [sam] [node] [bench]   (default: the first three)
+# Usage: scripts/install-tools.sh [dev] [sam] [node] [bench] [fuzz]   (default: the first three)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
@@ -38,6 +39,15 @@ node_tools() {
   stamp node "$root/tools/package.json" "$root/tools/package-lock.json"
 }
 
+CARGO_FUZZ_VERSION=0.13.2
+cargo_fuzz() {
+  if [ -x "$tools/cargo/bin/cargo-fuzz" ] && "$tools/cargo/bin/cargo-fuzz" --version | grep -q " $CARGO_FUZZ_VERSION$"; then
+    return
+  fi
+  echo "installing cargo-fuzz $CARGO_FUZZ_VERSION into .tools/cargo" >&2
+  cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION" --root "$tools/cargo"
+}
+
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(dev sam node)
 for part in "${parts[@]}"; do
@@ -46,6 +56,7 @@ for part in "${parts[@]}"; do
     sam) venv sam "$root/tools/requirements-sam.txt" ;;
     node) node_tools ;;
     bench) venv bench "$root/bench/peer/requirements.txt" ;;
+    fuzz) cargo_fuzz ;;
     *) echo "unknown part: $part" >&2; exit 2 ;;
   esac
 done

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use lambda_http::http::{Method, Request as HttpRequest};
 use lambda_http::lambda_runtime::LambdaEvent;
-use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Context, Request, RequestExt};
 use secrecy::SecretString;
 
@@ -57,16 +56,14 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// A raw Lambda event, as the Runtime API hands it over, to the answer: what the
 /// HTTP binary does with every invocation.
 pub fn http_event(data: &[u8]) {
-    let Ok(payload) = serde_json::from_slice::<LambdaRequest>(data) else {
+    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(data) else {
         return; // the runtime answers these with an invocation error
     };
     let api = api();
-    let answer = block_on(event::answer(
-        &api,
-        LambdaEvent::new(payload, Context::default()),
-    ));
-    let Ok(answer) = answer;
-    serde_json::to_vec(&answer).expect("an answer serializes");
+    let event = LambdaEvent::new(payload, Context::default());
+    if let Ok(answer) = block_on(event::answer(&api, event)) {
+        serde_json::to_vec(&answer).expect("an answer serializes");
+    }
 }
 
 /// The bulk route's input parsers: the first byte picks the content type, the rest

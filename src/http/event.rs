@@ -9,8 +9,10 @@
 //! catching the panic: `catch_unwind` needs `panic = "unwind"` in release builds, which
 //! costs binary size on every cold start and still leaves the 400 to build by hand; a
 //! check answers the client properly and the fuzz target (`fuzz/`) keeps it complete.
-//! Events that are not HTTP events at all fail to deserialize in the runtime and get
-//! the invocation error there.
+//! The query maps are checked on the raw JSON: `query_map` panics iterating a key
+//! whose list of values is empty (`"multiValueQueryStringParameters": {"a": []}`),
+//! which lambda_http does for every REST and ALB event; found by `make fuzz`.
+//! Events that are not HTTP events at all get the invocation error.
 
 use std::convert::Infallible;
 
@@ -29,25 +31,70 @@ pub enum BadEvent {
     Base64Body,
     #[error("host, path or query string do not make a URI")]
     Uri,
+    #[error("a query parameter without a string value")]
+    Query,
 }
 
-/// The future of one answer, in the shape the event's origin expects.
-pub type Answer<'a> = TransformResponse<'a, Response<Body>, Infallible>;
+/// Why an event gets no HTTP answer at all (Lambda reports an invocation error).
+#[derive(Debug, thiserror::Error)]
+#[error("not an HTTP event this function serves")]
+pub struct NotHttp(#[source] serde_json::Error);
 
-/// Answers one event: a request when it converts, else a 400.
-pub fn answer(api: &Api, event: LambdaEvent<LambdaRequest>) -> Answer<'_> {
-    let origin = event.payload.request_origin();
-    if let Err(bad) = check(&event.payload) {
-        let request_id = event.context.request_id.clone();
-        return TransformResponse::Request(
-            origin,
-            Box::pin(async move { Ok(api.refuse_event(bad, &request_id)) }),
-        );
+/// The invocation error Lambda records: a fixed text, never the event.
+impl From<NotHttp> for lambda_http::lambda_runtime::Diagnostic {
+    fn from(_: NotHttp) -> Self {
+        Self {
+            error_type: "NotHttpEvent".into(),
+            error_message: "the event is not an API Gateway, function URL or ALB request".into(),
+        }
     }
-    let handler = service_fn(move |request: Request| async move {
-        Ok::<_, Infallible>(api.handle(request).await)
-    });
-    Adapter::from(handler).call(event)
+}
+
+/// Answers one raw event: a request when it converts, else a 400; an event of no
+/// HTTP shape is an invocation error.
+pub async fn answer(
+    api: &Api,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<impl serde::Serialize + use<>, NotHttp> {
+    let LambdaEvent { payload, context } = event;
+    let raw_check = check_query_maps(&payload);
+    let payload: LambdaRequest = serde_json::from_value(payload).map_err(NotHttp)?;
+    let origin = payload.request_origin();
+    let answer: TransformResponse<'_, Response<Body>, Infallible> =
+        match raw_check.and_then(|()| check(&payload)) {
+            Err(bad) => {
+                let refused = api.refuse_event(bad, &context.request_id);
+                TransformResponse::Request(origin, Box::pin(async move { Ok(refused) }))
+            }
+            Ok(()) => {
+                let handler = service_fn(move |request: Request| async move {
+                    Ok::<_, Infallible>(api.handle(request).await)
+                });
+                Adapter::from(handler).call(LambdaEvent::new(payload, context))
+            }
+        };
+    let Ok(answer) = answer.await;
+    Ok(answer)
+}
+
+/// Every value of the query maps (REST and ALB events: single and multi-valued) is
+/// a string or a non-empty list of strings.
+fn check_query_maps(event: &serde_json::Value) -> Result<(), BadEvent> {
+    use serde_json::Value;
+    for field in ["queryStringParameters", "multiValueQueryStringParameters"] {
+        let Some(Value::Object(map)) = event.get(field) else {
+            continue;
+        };
+        let valid = map.values().all(|value| match value {
+            Value::String(_) => true,
+            Value::Array(values) => !values.is_empty() && values.iter().all(Value::is_string),
+            _ => false,
+        });
+        if !valid {
+            return Err(BadEvent::Query);
+        }
+    }
+    Ok(())
 }
 
 /// Whether `lambda_http` can convert `event` without panicking: the same steps, each
@@ -206,7 +253,7 @@ mod tests {
     }
 
     async fn answer_to(json: &str) -> serde_json::Value {
-        let payload: LambdaRequest = serde_json::from_str(json).unwrap();
+        let payload: serde_json::Value = serde_json::from_str(json).unwrap();
         let response = answer(api(), LambdaEvent::new(payload, Context::default()))
             .await
             .unwrap();
@@ -221,6 +268,12 @@ mod tests {
             let converted = std::panic::catch_unwind(|| Request::from(payload));
             assert!(converted.is_err(), "{name} converts without panicking");
         }
+    }
+
+    #[tokio::test]
+    async fn an_event_of_no_http_shape_is_an_invocation_error() {
+        let event = LambdaEvent::new(serde_json::json!({"Records": []}), Context::default());
+        assert!(answer(api(), event).await.is_err());
     }
 
     #[tokio::test]

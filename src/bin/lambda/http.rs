@@ -6,7 +6,6 @@ use image_delete::config::Config;
 use image_delete::http::event;
 use image_delete::startup;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
-use lambda_http::request::LambdaRequest;
 use lambda_http::{Error, service_fn};
 
 image_delete::use_tuned_allocator!();
@@ -21,7 +20,7 @@ async fn serve() -> Result<(), Error> {
     let aws = startup::aws_config().await;
     let api: &'static _ = Box::leak(Box::new(startup::api(&config, &aws).await?));
     // Every event is checked before lambda_http converts it (see `event`).
-    lambda_runtime::run_concurrent(service_fn(move |e: LambdaEvent<LambdaRequest>| {
+    lambda_runtime::run_concurrent(service_fn(move |e: LambdaEvent<serde_json::Value>| {
         event::answer(api, e)
     }))
     .await
