@@ -272,6 +272,18 @@ mod tests {
         deleter: Deleter,
     }
 
+    impl World {
+        /// Deletes `raw` on behalf of a token that may delete in album "a".
+        async fn delete_as_token_for_a(&self, raw: &[&str]) -> Result<DeleteOutcome, Denied> {
+            let (claims, required) = (claims_for(&["a"]), required());
+            let auth = Authority::Token {
+                abilities: &claims.abilities,
+                required: &required,
+            };
+            self.deleter.delete(&ids(raw), auth, deadline()).await
+        }
+    }
+
     /// Album "a" holds A1 (two objects) and A2 (one); album "b" holds B1 (one).
     fn world() -> World {
         let catalog = Arc::new(MemoryCatalog::default());
@@ -444,26 +456,13 @@ mod tests {
         assert_eq!(w.objects.keys().len(), 3);
     }
 
-    fn token_for_a() -> (Claims, Vec<String>) {
-        (claims_for(&["a"]), required())
-    }
-
     #[tokio::test]
     async fn a_token_request_with_an_unreadable_forbidden_record_deletes_nothing() {
         // GIVEN a token for album "a", and B1 (album "b") cannot be read
         let w = world();
         w.catalog.fail_get(B1);
-        let (claims, required) = token_for_a();
-        let auth = Authority::Token {
-            abilities: &claims.abilities,
-            required: &required,
-        };
         // WHEN it asks for A1 (allowed) and B1
-        let outcome = w
-            .deleter
-            .delete(&ids(&[A1, B1, NONE]), auth, deadline())
-            .await
-            .unwrap();
+        let outcome = w.delete_as_token_for_a(&[A1, B1, NONE]).await.unwrap();
         // THEN nothing is deleted: B1 cannot be authorized, so the request fails closed
         assert!(outcome.deleted.is_empty());
         assert_eq!(strs(&outcome.failed), [A1, B1]);
@@ -479,17 +478,8 @@ mod tests {
         // GIVEN a token for album "a", and A2 (album "a") cannot be read
         let w = world();
         w.catalog.fail_get(A2);
-        let (claims, required) = token_for_a();
-        let auth = Authority::Token {
-            abilities: &claims.abilities,
-            required: &required,
-        };
         // WHEN it asks for A1 and A2
-        let outcome = w
-            .deleter
-            .delete(&ids(&[A1, A2]), auth, deadline())
-            .await
-            .unwrap();
+        let outcome = w.delete_as_token_for_a(&[A1, A2]).await.unwrap();
         // THEN nothing is deleted, not even the readable A1
         assert!(outcome.deleted.is_empty());
         assert_eq!(strs(&outcome.failed), [A1, A2]);
@@ -521,17 +511,8 @@ mod tests {
         // GIVEN A2 cannot be read, B1 (forbidden) can
         let w = world();
         w.catalog.fail_get(A2);
-        let (claims, required) = token_for_a();
-        let auth = Authority::Token {
-            abilities: &claims.abilities,
-            required: &required,
-        };
         // WHEN it asks for A2 and B1 THEN it is denied, as without the fault
-        let denied = w
-            .deleter
-            .delete(&ids(&[A2, B1]), auth, deadline())
-            .await
-            .unwrap_err();
+        let denied = w.delete_as_token_for_a(&[A2, B1]).await.unwrap_err();
         assert_eq!(strs(&denied.ids), [B1]);
         assert_eq!(w.catalog.ids().len(), 3);
     }
