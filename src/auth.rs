@@ -31,6 +31,10 @@ pub enum TokenError {
     Expired,
     #[error("token was issued in the future")]
     IssuedInFuture,
+    #[error("token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("more than one Authorization header")]
+    Ambiguous,
 }
 
 /// Why keys could not be set up (at init).
@@ -130,11 +134,21 @@ impl Tokens {
             }
         }
         let claims = outcome?;
-        if claims.exp + LEEWAY_SECONDS <= now {
+        // Checked: a crafted exp near i64::MAX must not overflow (no real token
+        // expires that far out, so it is refused).
+        let expires = claims
+            .exp
+            .checked_add(LEEWAY_SECONDS)
+            .ok_or(TokenError::BadClaims)?;
+        if expires <= now {
             return Err(TokenError::Expired);
         }
-        if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECONDS) {
+        let latest_start = now.saturating_add(LEEWAY_SECONDS);
+        if claims.iat.is_some_and(|iat| iat > latest_start) {
             return Err(TokenError::IssuedInFuture);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > latest_start) {
+            return Err(TokenError::NotYetValid);
         }
         Ok(claims)
     }
@@ -144,7 +158,7 @@ impl Tokens {
     pub fn mint(&self, claims: &Claims, now: i64) -> String {
         let mut fresh = claims.clone();
         fresh.iat = Some(now);
-        fresh.exp = now + self.ttl_seconds;
+        fresh.exp = now.saturating_add(self.ttl_seconds);
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &fresh,
@@ -406,5 +420,54 @@ mod tests {
             keys_from_secret_text(" plain \n")[0].expose_secret(),
             "plain"
         );
+    }
+
+    #[test]
+    fn an_expiry_near_the_end_of_time_is_refused_not_overflowed() {
+        // GIVEN a well-signed token whose exp + leeway would overflow an i64
+        let payload = format!(
+            r#"{{"exp":{},"user_id":"u","abilities":{{}}}}"#,
+            i64::MAX - 1
+        );
+        let token = forge(r#"{"alg":"HS256","typ":"JWT"}"#, &payload, K1);
+        // WHEN it is verified THEN it is refused, without an overflow
+        assert_eq!(
+            tokens(&[K1]).verify(&token, NOW),
+            Err(TokenError::BadClaims)
+        );
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused_and_nbf_is_kept_on_renewal() {
+        let t = tokens(&[K1]);
+        for (nbf, ok) in [
+            (NOW + 86_400, false),
+            (NOW + LEEWAY_SECONDS + 1, false),
+            (NOW, true),
+        ] {
+            // GIVEN a token with `nbf`
+            let payload = format!(
+                r#"{{"exp":{},"nbf":{nbf},"user_id":"u","abilities":{{}}}}"#,
+                NOW + 60
+            );
+            let token = forge(r#"{"alg":"HS256","typ":"JWT"}"#, &payload, K1);
+            // WHEN it is verified THEN only a token already valid passes
+            let verified = t.verify(&token, NOW);
+            if ok {
+                let claims = verified.unwrap();
+                assert_eq!(claims.nbf, Some(nbf));
+                let renewed = t.verify(&t.mint(&claims, NOW), NOW).unwrap();
+                assert_eq!(renewed.nbf, Some(nbf));
+            } else {
+                assert_eq!(verified, Err(TokenError::NotYetValid), "nbf {nbf}");
+            }
+        }
+        // AND a string-typed nbf is malformed claims
+        let payload = format!(
+            r#"{{"exp":{},"nbf":"0","user_id":"u","abilities":{{}}}}"#,
+            NOW + 60
+        );
+        let token = forge(r#"{"alg":"HS256","typ":"JWT"}"#, &payload, K1);
+        assert_eq!(t.verify(&token, NOW), Err(TokenError::BadClaims));
     }
 }

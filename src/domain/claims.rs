@@ -17,6 +17,9 @@ pub struct Claims {
     /// Issue time, seconds since the epoch, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// Not before, seconds since the epoch, when present: enforced, and kept on renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub user_id: String,
     pub abilities: Abilities,
     #[serde(flatten)]
@@ -55,6 +58,14 @@ impl Abilities {
             .and_then(|access| access.get(ability))
             .and_then(Value::as_bool)
             .unwrap_or(false)
+    }
+
+    /// Whether the token grants any of `abilities` on some album: a token that does
+    /// not can delete nothing, whatever it asks for.
+    pub fn grants_any_anywhere(&self, abilities: &[String]) -> bool {
+        self.0.keys().any(|album| {
+            AlbumId::parse(album).is_ok_and(|album| self.grants_any(&album, abilities))
+        })
     }
 
     /// Whether the token grants any of `abilities` for `album`.

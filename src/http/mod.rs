@@ -14,7 +14,7 @@ use lambda_http::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 
-use crate::auth::{Tokens, token_from_header};
+use crate::auth::{TokenError, Tokens, token_from_header};
 use crate::domain::{Authority, Claims, DeleteOutcome, Deleter, ImageId, ImageIds};
 use crate::metrics::Metrics;
 use crate::ports::StoreErrorKind;
@@ -141,6 +141,12 @@ impl Api {
     ) -> Result<Response<Body>, ApiError> {
         let route = input::route(request, stage(request))?;
         let claims = self.authenticate(request.headers())?;
+        // A token that may delete nowhere gets no work done on its behalf: no reads
+        // to amplify, no renewal (README, Security).
+        if !claims.abilities.grants_any_anywhere(&self.delete_abilities) {
+            tracing::info!(user_id = %claims.user_id, "token grants no delete ability");
+            return Err(ApiError::Unauthorized);
+        }
         let ids = match route {
             Route::Bulk => input::bulk_ids(request, self.max_ids)?,
             Route::One(raw) => ImageIds::one(input::one_id(raw)?),
@@ -180,10 +186,15 @@ impl Api {
     }
 
     fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes);
-        token_from_header(value)
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let value = values.next().map(HeaderValue::as_bytes);
+        let single = values.next().is_none();
+        let token = if single {
+            token_from_header(value)
+        } else {
+            Err(TokenError::Ambiguous)
+        };
+        token
             .and_then(|token| self.tokens.verify(token, unix_now()))
             .map_err(|reason| {
                 tracing::info!(%reason, "unauthenticated");
@@ -438,6 +449,35 @@ mod tests {
                 404,
             ),
         ];
+        let mut twice = authed(&format!("image_ids[]={A}"));
+        let again = HeaderValue::from_str(&format!("Bearer {}", token())).unwrap();
+        twice.headers_mut().append("authorization", again);
+        let no_delete_ability = |abilities: serde_json::Value| {
+            let claims: Claims = serde_json::from_value(serde_json::json!({
+                "exp": unix_now() + 60, "user_id": "u", "abilities": abilities
+            }))
+            .unwrap();
+            let token = tokens().mint(&claims, unix_now());
+            request(
+                "DELETE",
+                "/api/v1/images",
+                Some(&format!("Bearer {token}")),
+                FORM,
+                &format!("image_ids[]={A}"),
+            )
+        };
+        let cases = cases.into_iter().chain([
+            (twice, 401),
+            (no_delete_ability(serde_json::json!({})), 401),
+            (
+                no_delete_ability(serde_json::json!({"a": {"Access": {"image_view": true}}})),
+                401,
+            ),
+            (
+                no_delete_ability(serde_json::json!({"a": {"Access": {"image_list": false}}})),
+                401,
+            ),
+        ]);
         for (req, status) in cases {
             let response = f.api.handle(req).await;
             assert_eq!(response.status(), status);
