@@ -6,6 +6,8 @@ that the process keeps serving: those events once aborted the release binary.
 The function runs twice: one invocation at a time, and with managed concurrency
 (AWS_LAMBDA_MAX_CONCURRENCY=4), where a valid request is kept in flight (its DynamoDB
 answer takes a second) while the crafted events arrive; it must still be answered.
+Both runs log at RUST_LOG=trace: the output must hold neither the valid requests'
+token (its signature or claims) nor their body.
 
 Usage: crafted_events.py BINARY
 Prints one summary line per mode; exits non-zero on any failure.
@@ -16,6 +18,7 @@ import queue
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -104,6 +107,15 @@ def serve(handler):
     return server
 
 
+def secrets_of(event_text: str) -> list[str]:
+    """What must never reach a log: the token's claims and signature, and the body."""
+    event = json.loads(event_text)
+    authorization = event["headers"]["authorization"]
+    token = authorization.split('"')[1]
+    _, claims, signature = token.split(".")
+    return [claims, signature, event["body"]]
+
+
 def run(binary: str, concurrency: int) -> list[str]:
     crafted = sorted((ROOT / "events" / "crafted").glob("*.json"))
     good = GOOD.read_text()
@@ -140,10 +152,11 @@ def run(binary: str, concurrency: int) -> list[str]:
         IMAGES_TABLE="images",
         IMAGES_BUCKET="images",
         JWT_SECRET=SECRET,
-        RUST_LOG="warn",
+        RUST_LOG="trace",
     )
     env.pop("JWT_SECRET_ARN", None)
-    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    logs = tempfile.TemporaryFile()
+    process = subprocess.Popen([binary], env=env, stdout=logs, stderr=subprocess.STDOUT)
     failures = []
     try:
         limit = time.time() + 60
@@ -151,7 +164,8 @@ def run(binary: str, concurrency: int) -> list[str]:
             time.sleep(0.05)
         time.sleep(0.2)
         if process.poll() is not None:
-            err = process.stderr.read().decode(errors="replace")[-400:]
+            logs.seek(0)
+            err = logs.read().decode(errors="replace")[-400:]
             failures.append(f"the function exited ({process.returncode}): {err}")
         for request_id, name, status in plan:
             kind, body = handler.answers.get(request_id, (None, b""))
@@ -166,6 +180,13 @@ def run(binary: str, concurrency: int) -> list[str]:
         process.wait()
         runtime.shutdown()
         slow.shutdown()
+    logs.seek(0)
+    output = logs.read().decode(errors="replace")
+    if '"level":"TRACE"' not in output:
+        failures.append("no trace-level line was logged: the leak check saw nothing")
+    for secret in secrets_of(good):
+        if secret in output:
+            failures.append(f"the logs at RUST_LOG=trace hold a secret ({secret[:12]}...)")
     answered = sum(1 for r, _, _ in plan if r in handler.answers)
     print(
         f"crafted events, concurrency {concurrency}: {len(crafted)} crafted + 2 valid events, "

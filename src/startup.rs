@@ -173,11 +173,23 @@ pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// JSON logs, one object per line, at the level named by `RUST_LOG` (`error`, `warn`,
 /// `info` (default), `debug` or `trace`). A plain level rather than an env filter:
 /// the filter's regex engine costs binary size and start-up time for no use here.
+///
+/// The level applies to this crate only. Other crates never log below `info`,
+/// whatever `RUST_LOG` says: at `trace` the Lambda runtime logs every raw event
+/// (the `Authorization` header and body included), and the SDK and HTTP crates log
+/// requests; no log may hold a token or a body.
 pub fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.trim().parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_target("image_delete", level)
+        .with_target("delete_images", level)
+        .with_target("cleanup", level)
+        .with_default(level.min(tracing::Level::INFO));
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -186,6 +198,8 @@ pub fn init_logging() {
         .with_max_level(level)
         .with_target(false)
         .without_time()
+        .finish()
+        .with(targets)
         .init();
 }
 

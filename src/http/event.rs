@@ -57,6 +57,8 @@ pub async fn answer(
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<impl serde::Serialize + use<>, NotHttp> {
     let LambdaEvent { payload, context } = event;
+    // Never the event itself: it holds the token and the body.
+    tracing::trace!(request_id = %context.request_id, "event received");
     let raw_check = check_query_maps(&payload);
     let payload: LambdaRequest = serde_json::from_value(payload).map_err(NotHttp)?;
     let origin = payload.request_origin();
