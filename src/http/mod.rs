@@ -86,13 +86,13 @@ impl Api {
     /// Answers one request. Never fails: every error is an HTTP answer.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
-        let request_id = request_id(&request);
+        let ids = request_ids(&request);
         let mut tally = Tally::default();
-        let response = match self.serve(&request, &mut tally).await {
+        let response = match self.serve(&request, &ids.aws, &mut tally).await {
             Ok(response) => response,
             Err(err) => err.into_response(),
         };
-        let mut response = finish(response, &request_id, started);
+        let mut response = finish(response, &ids.answered, started);
         response
             .extensions_mut()
             .insert(Unconfirmed(tally.unconfirmed));
@@ -100,7 +100,8 @@ impl Api {
             tally.metrics.denied_requests = 1;
         }
         tracing::info!(
-            request_id = %request_id,
+            request_id = %ids.answered,
+            aws_request_id = %ids.aws,
             status = response.status().as_u16(),
             requested = tally.requested,
             deleted = tally.metrics.images_deleted,
@@ -137,14 +138,15 @@ impl Api {
     async fn serve(
         &self,
         request: &Request,
+        aws_request_id: &str,
         tally: &mut Tally,
     ) -> Result<Response<Body>, ApiError> {
         let route = input::route(request, stage(request))?;
-        let claims = self.authenticate(request.headers())?;
+        let claims = self.authenticate(request.headers(), aws_request_id)?;
         // A token that may delete nowhere gets no work done on its behalf: no reads
         // to amplify, no renewal (README, Security).
         if !claims.abilities.grants_any_anywhere(&self.delete_abilities) {
-            tracing::info!(user_id = %claims.user_id, "token grants no delete ability");
+            tracing::info!(aws_request_id, user_id = %claims.user_id, "token grants no delete ability");
             return Err(ApiError::Unauthorized);
         }
         let ids = match route {
@@ -163,7 +165,12 @@ impl Api {
         {
             Ok(outcome) => outcome,
             Err(denied) => {
-                tracing::warn!(denied = denied.ids.len(), user_id = %claims.user_id, "delete denied");
+                tracing::warn!(
+                    aws_request_id,
+                    denied = denied.ids.len(),
+                    user_id = %claims.user_id,
+                    "delete denied"
+                );
                 return Err(ApiError::Unauthorized);
             }
         };
@@ -185,7 +192,7 @@ impl Api {
         Ok(response)
     }
 
-    fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    fn authenticate(&self, headers: &HeaderMap, aws_request_id: &str) -> Result<Claims, ApiError> {
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         let value = values.next().map(HeaderValue::as_bytes);
         let single = values.next().is_none();
@@ -197,7 +204,7 @@ impl Api {
         token
             .and_then(|token| self.tokens.verify(token, unix_now()))
             .map_err(|reason| {
-                tracing::info!(%reason, "unauthenticated");
+                tracing::info!(aws_request_id, %reason, "unauthenticated");
                 ApiError::Unauthorized
             })
     }
@@ -261,9 +268,24 @@ fn finish(mut response: Response<Body>, request_id: &str, started: Instant) -> R
     response
 }
 
-/// The caller's `X-Request-Id` when it is a sane token, else the gateway's id, else
-/// the invocation's.
-fn request_id(request: &Request) -> String {
+/// The ids of one request: `answered` goes back in `X-Request-Id` (the caller's own
+/// when it is a sane token, else `aws`); `aws` is the gateway's id, else the
+/// invocation's, and is what AWS's own logs know the request by. Log lines carry both.
+struct RequestIds {
+    answered: String,
+    aws: String,
+}
+
+fn request_ids(request: &Request) -> RequestIds {
+    let gateway = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.request_id.clone(),
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    let aws = gateway
+        .or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("{:032x}", fastrand::u128(..)));
     let caller = request
         .headers()
         .get("x-request-id")
@@ -274,18 +296,10 @@ fn request_id(request: &Request) -> String {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
         });
-    if let Some(id) = caller {
-        return id.to_owned();
+    RequestIds {
+        answered: caller.map_or_else(|| aws.clone(), str::to_owned),
+        aws,
     }
-    let gateway = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.request_id.clone(),
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
-        _ => None,
-    };
-    gateway
-        .or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()))
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| format!("{:032x}", fastrand::u128(..)))
 }
 
 fn stage(request: &Request) -> Option<&str> {
@@ -553,5 +567,38 @@ mod tests {
         assert_eq!(response.status(), 500);
         assert_eq!(code(&response), "internal_error");
         assert_eq!(f.catalog.ids().len(), 2);
+    }
+
+    #[test]
+    fn the_callers_request_id_is_answered_and_the_gateways_is_kept_beside_it() {
+        // GIVEN a REST event with the gateway's request id and the caller's own
+        let json = include_str!("../../events/apigw-rest-bulk-delete.json");
+        let mut event: serde_json::Value = serde_json::from_str(json).unwrap();
+        event["headers"]["x-request-id"] = "caller-42".into();
+        event["multiValueHeaders"]["x-request-id"] = serde_json::json!(["caller-42"]);
+        let gateway = event["requestContext"]["requestId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        // WHEN its ids are read THEN the caller's is answered, the gateway's kept
+        let ids = request_ids(&request);
+        assert_eq!(ids.answered, "caller-42");
+        assert_eq!(ids.aws, gateway);
+        // AND without the caller's, the gateway's is both
+        event["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x-request-id");
+        event["multiValueHeaders"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x-request-id");
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let ids = request_ids(&request);
+        assert_eq!(
+            (ids.answered.as_str(), ids.aws.as_str()),
+            (gateway.as_str(), gateway.as_str())
+        );
     }
 }
