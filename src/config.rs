@@ -34,6 +34,9 @@ pub struct Config {
     pub album_page_size: usize,
     /// `CLEANUP_QUEUE_URL`: where unfinished album cleanups are handed on.
     pub cleanup_queue_url: Option<String>,
+    /// Set when any AWS endpoint is overridden: the function runs locally, against
+    /// emulators (the only place the documented dev secret is accepted).
+    pub local: bool,
     /// Set when `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` points at an emulator,
     /// which wants path-style S3 addressing.
     pub s3_path_style: bool,
@@ -46,6 +49,10 @@ pub enum ConfigError {
     #[error("{name} is invalid: {why}")]
     Invalid { name: &'static str, why: String },
 }
+
+/// The signing key the README documents for local runs (it signs the tokens in
+/// `events/`): anyone can mint tokens with it, so a deployed function refuses it.
+pub const DEV_SECRET: &str = "dev-secret-for-local-runs-only-0123456789abcdef";
 
 impl Config {
     pub const DEFAULT_MAX_IDS: usize = 1000;
@@ -105,6 +112,13 @@ impl Config {
                 1..=1000,
             )?,
             cleanup_queue_url: get("CLEANUP_QUEUE_URL"),
+            local: [
+                "AWS_ENDPOINT_URL",
+                "AWS_ENDPOINT_URL_DYNAMODB",
+                "AWS_ENDPOINT_URL_S3",
+            ]
+            .iter()
+            .any(|name| get(name).is_some()),
             s3_path_style: get("AWS_ENDPOINT_URL_S3").is_some()
                 || get("AWS_ENDPOINT_URL").is_some(),
         })

@@ -15,8 +15,8 @@ use crate::domain::{AlbumId, Deleter, ImageId, ImageRecord, ObjectKey};
 use crate::http::{Api, event, input};
 use crate::store::memory::{MemoryCatalog, MemoryObjectStore};
 
-/// The documented dev secret: the fixtures' tokens (and so the seeds) are signed with it.
-pub const DEV_SECRET: &str = "dev-secret-for-local-runs-only-0123456789abcdef";
+/// The fixtures' tokens (and so the seeds) are signed with the documented dev secret.
+use crate::config::DEV_SECRET;
 
 fn tokens() -> Tokens {
     Tokens::new(&[SecretString::from(DEV_SECRET.to_owned())], 14400).expect("a valid key")

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::{Tokens, keys_from_secret_text};
-use crate::config::{Config, ConfigError, KeySource};
+use crate::config::{Config, ConfigError, DEV_SECRET, KeySource};
 use crate::domain::Deleter;
 use crate::http::Api;
 use crate::store::dynamodb::DynamoCatalog;
@@ -126,6 +126,13 @@ pub async fn tokens(config: &Config, aws: &SdkConfig) -> Result<Tokens, InitErro
             keys_from_secret_text(text)
         }
     };
+    if !config.local && keys.iter().any(|k| k.expose_secret() == DEV_SECRET) {
+        return Err(ConfigError::Invalid {
+            name: "JWT_SECRET",
+            why: "is the documented dev secret, accepted only in local runs (an AWS_ENDPOINT_URL_* override set)".into(),
+        }
+        .into());
+    }
     Ok(Tokens::new(&keys, config.token_ttl_seconds)?)
 }
 
@@ -240,5 +247,31 @@ mod tests {
         assert_eq!(head[0], 0x16, "a TLS handshake record");
         assert_eq!(head[1], 0x03, "TLS major version");
         assert!(call.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_dev_secret_is_refused_unless_the_run_is_local() {
+        let aws = SdkConfig::builder().build();
+        for (endpoint, accepted) in [(None, false), (Some("http://127.0.0.1:8000"), true)] {
+            // GIVEN the documented dev secret, with or without an endpoint override
+            let mut vars = vec![
+                ("IMAGES_TABLE", "t"),
+                ("IMAGES_BUCKET", "b"),
+                ("JWT_SECRET", DEV_SECRET),
+            ];
+            vars.extend(endpoint.map(|e| ("AWS_ENDPOINT_URL_DYNAMODB", e)));
+            let config = Config::from_lookup(|name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap();
+            // WHEN the keys are set up THEN only a local run accepts it
+            assert_eq!(
+                tokens(&config, &aws).await.is_ok(),
+                accepted,
+                "{endpoint:?}"
+            );
+        }
     }
 }
