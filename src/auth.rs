@@ -12,6 +12,10 @@ pub const MIN_KEY_BYTES: usize = 32;
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 pub const LEEWAY_SECONDS: i64 = 30;
+/// How long a chain of renewals may go on after the original issue time: a day, so
+/// that a user active all day is never logged out mid-session (six 4 h renewals),
+/// while a stolen token dies within a day whatever its holder does.
+pub const DEFAULT_MAX_LIFETIME_SECONDS: i64 = 24 * 3600;
 
 /// Why a request is not authenticated. For the logs only: every variant is answered
 /// with the same 401.
@@ -60,6 +64,7 @@ pub struct Tokens {
     keys: Vec<Key>,
     validation: Validation,
     ttl_seconds: i64,
+    max_lifetime_seconds: i64,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -103,7 +108,14 @@ impl Tokens {
             keys,
             validation,
             ttl_seconds,
+            max_lifetime_seconds: DEFAULT_MAX_LIFETIME_SECONDS,
         })
+    }
+
+    /// Caps a chain of renewals at `seconds` after the original issue time.
+    pub fn with_max_lifetime(mut self, seconds: i64) -> Self {
+        self.max_lifetime_seconds = seconds;
+        self
     }
 
     /// Verifies `token` at time `now` (seconds since the epoch).
@@ -153,15 +165,40 @@ impl Tokens {
         Ok(claims)
     }
 
+    /// The `X-token` of an authorized answer: `claims` unchanged but for `iat = now`
+    /// and `exp = now + TTL`, never later than the lifetime cap counted from the
+    /// original issue time (`auth_time`: kept on every renewal, taken from `iat` the
+    /// first time). None past the cap, and none for a token that has expired and was
+    /// accepted only through the leeway: the client must sign in again.
+    pub fn renew(&self, claims: &Claims, now: i64) -> Option<String> {
+        if claims.exp <= now {
+            return None;
+        }
+        let origin = claims.auth_time.or(claims.iat).unwrap_or(now).min(now);
+        let cap = origin.saturating_add(self.max_lifetime_seconds);
+        if now >= cap {
+            return None;
+        }
+        let mut fresh = claims.clone();
+        fresh.auth_time = Some(origin);
+        fresh.iat = Some(now);
+        fresh.exp = now.saturating_add(self.ttl_seconds).min(cap);
+        Some(self.sign(&fresh))
+    }
+
     /// A fresh token carrying `claims` unchanged but for `iat = now` and
     /// `exp = now + TTL`: never wider than the token it replaces.
     pub fn mint(&self, claims: &Claims, now: i64) -> String {
         let mut fresh = claims.clone();
         fresh.iat = Some(now);
         fresh.exp = now.saturating_add(self.ttl_seconds);
+        self.sign(&fresh)
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &fresh,
+            claims,
             &self.keys[0].encoding,
         )
         .expect("HS256 signing of serializable claims cannot fail")
@@ -469,5 +506,54 @@ mod tests {
         );
         let token = forge(r#"{"alg":"HS256","typ":"JWT"}"#, &payload, K1);
         assert_eq!(t.verify(&token, NOW), Err(TokenError::BadClaims));
+    }
+
+    #[test]
+    fn a_renewal_chain_stops_at_the_lifetime_cap() {
+        // GIVEN a 4 h TTL, a 24 h cap, and a token issued at NOW
+        const CAP: i64 = 24 * 3600;
+        let t = tokens(&[K1]).with_max_lifetime(CAP);
+        let mut token = t.mint(&claims(0), NOW);
+        let mut renewals = 0;
+        let mut exp = NOW + 14400;
+        // WHEN it is renewed a minute before each expiry, until that gains nothing
+        loop {
+            let now = exp - 60;
+            let claims = t.verify(&token, now).unwrap();
+            let fresh = t.renew(&claims, now).expect("renewed before the cap");
+            let fresh_claims = t.verify(&fresh, now).unwrap();
+            // THEN every renewal keeps the original issue time and never passes the cap
+            assert_eq!(fresh_claims.auth_time, Some(NOW));
+            assert!(fresh_claims.exp <= NOW + CAP);
+            if fresh_claims.exp == claims.exp {
+                break;
+            }
+            token = fresh;
+            exp = fresh_claims.exp;
+            renewals += 1;
+            assert!(renewals < 100, "the chain never ends");
+        }
+        // AND the chain ended at the cap after six renewals of (almost) 4 h, and at
+        // the cap nothing more is minted: the client must sign in again
+        let last = t.verify(&token, exp - 60).unwrap();
+        assert_eq!(last.exp, NOW + CAP);
+        assert_eq!(renewals, 6);
+        assert_eq!(t.renew(&last, NOW + CAP), None);
+    }
+
+    #[test]
+    fn a_token_accepted_only_through_the_leeway_is_not_renewed() {
+        // GIVEN a token that expired 25 s ago (inside the 30 s leeway)
+        let t = tokens(&[K1]);
+        let token = t.mint(&claims(0), NOW - 14400 - 25);
+        let late = t.verify(&token, NOW).unwrap();
+        // WHEN it asks for renewal THEN none is minted
+        assert_eq!(t.renew(&late, NOW), None);
+        // AND a token still valid is renewed, keeping its iat as the original time
+        let token = t.mint(&claims(0), NOW - 60);
+        let valid = t.verify(&token, NOW).unwrap();
+        let fresh = t.verify(&t.renew(&valid, NOW).unwrap(), NOW).unwrap();
+        assert_eq!(fresh.auth_time, Some(NOW - 60));
+        assert_eq!((fresh.iat, fresh.exp), (Some(NOW), NOW + 14400));
     }
 }

@@ -26,6 +26,8 @@ pub struct Config {
     pub delete_abilities: Vec<String>,
     /// `TOKEN_TTL_SECONDS`: lifetime of the token minted into `X-token`.
     pub token_ttl_seconds: i64,
+    /// How long renewals may go on after a token chain's original issue time.
+    pub token_max_lifetime_seconds: i64,
     /// `AWS_CONCURRENCY`: AWS calls in flight at once for one step of a request.
     pub concurrency: usize,
     /// `ALBUM_INDEX`: the table's global secondary index on `album_id`.
@@ -102,6 +104,12 @@ impl Config {
                 "TOKEN_TTL_SECONDS",
                 Self::DEFAULT_TOKEN_TTL_SECONDS,
                 60..=7 * 24 * 3600,
+            )?,
+            token_max_lifetime_seconds: number(
+                &get,
+                "TOKEN_MAX_LIFETIME_SECONDS",
+                crate::auth::DEFAULT_MAX_LIFETIME_SECONDS,
+                60..=30 * 24 * 3600,
             )?,
             concurrency: number(&get, "AWS_CONCURRENCY", Self::DEFAULT_CONCURRENCY, 1..=256)?,
             album_index: get("ALBUM_INDEX").unwrap_or_else(|| "album_id-index".to_owned()),

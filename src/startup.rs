@@ -133,7 +133,8 @@ pub async fn tokens(config: &Config, aws: &SdkConfig) -> Result<Tokens, InitErro
         }
         .into());
     }
-    Ok(Tokens::new(&keys, config.token_ttl_seconds)?)
+    Ok(Tokens::new(&keys, config.token_ttl_seconds)?
+        .with_max_lifetime(config.token_max_lifetime_seconds))
 }
 
 /// The HTTP endpoint, ready to serve.

@@ -17,6 +17,10 @@ pub struct Claims {
     /// Issue time, seconds since the epoch, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// When the chain of renewals began (OIDC's `auth_time`), set by the first renewal
+    /// and kept on every one after: renewals stop a fixed time after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
     /// Not before, seconds since the epoch, when present: enforced, and kept on renewal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,

@@ -185,10 +185,12 @@ impl Api {
             Route::Bulk => bulk_answer(outcome)?,
             Route::One(_) => one_answer(outcome)?,
         };
-        // Minted only once the answer is a success: failures carry no token.
-        let fresh_token = self.tokens.mint(&claims, unix_now());
-        let token = HeaderValue::from_str(&fresh_token).expect("a JWT is a valid header value");
-        response.headers_mut().insert("x-token", token);
+        // Minted only once the answer is a success: failures carry no token; nor does
+        // a success past the renewal cap (README, Tokens).
+        if let Some(fresh) = self.tokens.renew(&claims, unix_now()) {
+            let token = HeaderValue::from_str(&fresh).expect("a JWT is a valid header value");
+            response.headers_mut().insert("x-token", token);
+        }
         Ok(response)
     }
 

@@ -14,10 +14,17 @@ async fn the_seed_request_deletes_all_nine_images_and_answers_as_the_seed_does()
     let bystander = "0b9d1a52-7b7f-4c3c-9d3e-3f0b7e1c2a11";
     app.seed_image(bystander, SEED_ALBUM).await;
 
-    // WHEN the seed's request arrives through API Gateway (REST, stage "prod")
-    let response = app
-        .send(request(&fixture("apigw-rest-bulk-delete.json")))
-        .await;
+    // WHEN the seed's request arrives through API Gateway (REST, stage "prod"), with
+    // the seed's claims in a token issued now (the fixture's own was issued in 2025:
+    // past the renewal cap, it would get no X-token)
+    let mut event = fixture("apigw-rest-bulk-delete.json");
+    let token = app.token(&[SEED_ALBUM], "image_list");
+    set_header(
+        &mut event,
+        "authorization",
+        &format!("Token token=\"{token}\""),
+    );
+    let response = app.send(request(&event)).await;
 
     // THEN 200 with the nine ids, newest first, in the seed's exact bytes
     assert_eq!(response.status(), 200, "{}", body_text(&response));
@@ -193,7 +200,13 @@ async fn a_thousand_ids_go_through_the_batch_limits_the_emulator_enforces() {
 async fn the_single_image_route_answers_204_then_404() {
     let app = TestApp::spawn().await;
     let keys = app.seed_image(SEED_IDS[0], SEED_ALBUM).await;
-    let event = fixture("apigw-rest-delete-one.json");
+    let mut event = fixture("apigw-rest-delete-one.json");
+    let token = app.token(&[SEED_ALBUM], "image_list");
+    set_header(
+        &mut event,
+        "authorization",
+        &format!("Token token=\"{token}\""),
+    );
     let first = app.send(request(&event)).await;
     assert_eq!(first.status(), 204, "{}", body_text(&first));
     assert!(header(&first, "x-token").is_some());
@@ -215,4 +228,19 @@ async fn the_single_image_route_denies_a_foreign_album() {
         .await;
     assert_denied(&response);
     assert!(app.record_exists(SEED_IDS[0]).await);
+}
+
+#[tokio::test]
+async fn a_token_issued_past_the_renewal_cap_is_served_but_not_renewed() {
+    // GIVEN the fixture's own token: valid until 2100, issued in 2025 (past the cap)
+    let app = TestApp::spawn().await;
+    app.seed_image(SEED_IDS[0], SEED_ALBUM).await;
+    let response = app
+        .send(request(&fixture("apigw-rest-bulk-delete.json")))
+        .await;
+    // THEN the deletion is done and answered, without a fresh token
+    assert_eq!(response.status(), 200, "{}", body_text(&response));
+    assert_eq!(body_json(&response), serde_json::json!([SEED_IDS[0]]));
+    assert_eq!(header(&response, "x-token"), None);
+    assert_seed_headers(&response);
 }
