@@ -39,6 +39,8 @@ pub enum TokenError {
     NotYetValid,
     #[error("more than one Authorization header")]
     Ambiguous,
+    #[error("token names a key id that is not configured")]
+    UnknownKey,
 }
 
 /// Why keys could not be set up (at init).
@@ -52,7 +54,22 @@ pub enum KeyError {
     Unusable(usize),
 }
 
+/// A signing key as configured: its secret, and the id tokens may name it by (in the
+/// header's `kid`, or SharinPix-style in the `iss` claim).
+#[derive(Clone)]
+pub struct SigningKey {
+    pub id: Option<String>,
+    pub secret: SecretString,
+}
+
+impl From<SecretString> for SigningKey {
+    fn from(secret: SecretString) -> Self {
+        Self { id: None, secret }
+    }
+}
+
 struct Key {
+    id: Option<String>,
     encoding: EncodingKey,
     decoding: DecodingKey,
 }
@@ -78,18 +95,27 @@ impl std::fmt::Debug for Tokens {
 
 impl Tokens {
     pub fn new(secrets: &[SecretString], ttl_seconds: i64) -> Result<Self, KeyError> {
-        if secrets.is_empty() {
+        Self::with_keys(
+            secrets.iter().cloned().map(SigningKey::from).collect(),
+            ttl_seconds,
+        )
+    }
+
+    /// Keys in order: the first signs, any verifies (unless a token names one).
+    pub fn with_keys(keys: Vec<SigningKey>, ttl_seconds: i64) -> Result<Self, KeyError> {
+        if keys.is_empty() {
             return Err(KeyError::None);
         }
-        let keys = secrets
-            .iter()
+        let keys = keys
+            .into_iter()
             .enumerate()
-            .map(|(i, secret)| {
-                let bytes = secret.expose_secret().as_bytes();
+            .map(|(i, key)| {
+                let bytes = key.secret.expose_secret().as_bytes();
                 if bytes.len() < MIN_KEY_BYTES {
                     return Err(KeyError::TooShort(i + 1));
                 }
                 Ok(Key {
+                    id: key.id,
                     encoding: EncodingKey::from_secret(bytes)
                         .map_err(|_| KeyError::Unusable(i + 1))?,
                     decoding: DecodingKey::from_secret(bytes)
@@ -103,6 +129,7 @@ impl Tokens {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.required_spec_claims.clear();
+        validation.validate_aud = false; // unless JWT_AUDIENCE is set
         validation.leeway = 0;
         Ok(Self {
             keys,
@@ -110,6 +137,38 @@ impl Tokens {
             ttl_seconds,
             max_lifetime_seconds: DEFAULT_MAX_LIFETIME_SECONDS,
         })
+    }
+
+    /// Accepts only tokens whose `iss` is `issuer` (when given).
+    pub fn with_issuer(mut self, issuer: Option<String>) -> Self {
+        if let Some(issuer) = issuer {
+            self.validation.set_issuer(&[issuer]);
+            self.validation.required_spec_claims.insert("iss".into());
+        }
+        self
+    }
+
+    /// Accepts only tokens whose `aud` holds `audience` (when given).
+    pub fn with_audience(mut self, audience: Option<String>) -> Self {
+        if let Some(audience) = audience {
+            self.validation.set_audience(&[audience]);
+            self.validation.validate_aud = true;
+            self.validation.required_spec_claims.insert("aud".into());
+        }
+        self
+    }
+
+    /// The keys that may verify `token`: the one its header's `kid` names (an unknown
+    /// id is refused), else the one its `iss` names, else all of them (rotation).
+    fn candidates(&self, token: &str, kid: Option<&str>) -> Result<Vec<&Key>, TokenError> {
+        let named = |id: &str| self.keys.iter().find(|k| k.id.as_deref() == Some(id));
+        if let Some(kid) = kid {
+            return named(kid).map(|k| vec![k]).ok_or(TokenError::UnknownKey);
+        }
+        if let Some(key) = unverified_issuer(token).as_deref().and_then(named) {
+            return Ok(vec![key]);
+        }
+        Ok(self.keys.iter().collect())
     }
 
     /// Caps a chain of renewals at `seconds` after the original issue time.
@@ -123,12 +182,12 @@ impl Tokens {
         if token.len() > MAX_TOKEN_BYTES || token.split('.').count() != 3 {
             return Err(TokenError::Malformed);
         }
-        match jsonwebtoken::decode_header(token) {
-            Ok(header) if header.alg == Algorithm::HS256 => {}
+        let header = match jsonwebtoken::decode_header(token) {
+            Ok(header) if header.alg == Algorithm::HS256 => header,
             _ => return Err(TokenError::Malformed),
-        }
+        };
         let mut outcome = Err(TokenError::BadSignature);
-        for key in &self.keys {
+        for key in self.candidates(token, header.kid.as_deref())? {
             match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation) {
                 Ok(data) => {
                     outcome = Ok(data.claims);
@@ -138,7 +197,9 @@ impl Tokens {
                     jsonwebtoken::errors::ErrorKind::InvalidSignature => continue,
                     jsonwebtoken::errors::ErrorKind::Json(_)
                     | jsonwebtoken::errors::ErrorKind::InvalidClaimFormat(_)
-                    | jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => {
+                    | jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_)
+                    | jsonwebtoken::errors::ErrorKind::InvalidIssuer
+                    | jsonwebtoken::errors::ErrorKind::InvalidAudience => {
                         return Err(TokenError::BadClaims);
                     }
                     _ => return Err(TokenError::Malformed),
@@ -196,12 +257,10 @@ impl Tokens {
     }
 
     fn sign(&self, claims: &Claims) -> String {
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            claims,
-            &self.keys[0].encoding,
-        )
-        .expect("HS256 signing of serializable claims cannot fail")
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid.clone_from(&self.keys[0].id);
+        jsonwebtoken::encode(&header, claims, &self.keys[0].encoding)
+            .expect("HS256 signing of serializable claims cannot fail")
     }
 }
 
@@ -241,29 +300,61 @@ pub fn token_from_header(value: Option<&[u8]>) -> Result<&str, TokenError> {
     }
 }
 
-/// Reads signing keys from a secret's text: `{"keys": ["new", "old", ...]}` while
-/// rotating, `{"key": "..."}` (what the template generates), a JSON array of strings,
-/// or the key itself as plain text.
-pub fn keys_from_secret_text(text: &str) -> Vec<SecretString> {
+/// The `iss` claim of a token not yet verified: only to choose the key to verify it
+/// with, never trusted.
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    #[derive(serde::Deserialize)]
+    struct Issuer {
+        iss: Option<String>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<Issuer>(&json).ok()?.iss
+}
+
+/// Reads signing keys from a secret's text: `{"keys": [...]}` while rotating, each
+/// a key or `{"id": "...", "key": "..."}`; `{"key": "..."}` (what the template
+/// generates); a JSON array of strings; or the key itself as plain text.
+pub fn keys_from_secret_text(text: &str) -> Vec<SigningKey> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Plain(String),
+        Named { id: String, key: String },
+    }
     #[derive(serde::Deserialize)]
     struct KeyList {
-        keys: Vec<String>,
+        keys: Vec<Entry>,
     }
     #[derive(serde::Deserialize)]
     struct OneKey {
         key: String,
     }
+    let plain = |key: String| SigningKey::from(SecretString::from(key));
     let trimmed = text.trim();
     if let Ok(list) = serde_json::from_str::<KeyList>(trimmed) {
-        return list.keys.into_iter().map(SecretString::from).collect();
+        return list
+            .keys
+            .into_iter()
+            .map(|entry| match entry {
+                Entry::Plain(key) => plain(key),
+                Entry::Named { id, key } => SigningKey {
+                    id: Some(id),
+                    secret: SecretString::from(key),
+                },
+            })
+            .collect();
     }
     if let Ok(one) = serde_json::from_str::<OneKey>(trimmed) {
-        return vec![SecretString::from(one.key)];
+        return vec![plain(one.key)];
     }
     if let Ok(list) = serde_json::from_str::<Vec<String>>(trimmed) {
-        return list.into_iter().map(SecretString::from).collect();
+        return list.into_iter().map(plain).collect();
     }
-    vec![SecretString::from(trimmed.to_owned())]
+    vec![plain(trimmed.to_owned())]
 }
 
 #[cfg(test)]
@@ -450,11 +541,13 @@ mod tests {
         assert_eq!(n(r#"{"keys": ["a", "b"]}"#), 2);
         assert_eq!(n(r#"["a"]"#), 1);
         assert_eq!(
-            keys_from_secret_text(r#"{"key": "generated"}"#)[0].expose_secret(),
+            keys_from_secret_text(r#"{"key": "generated"}"#)[0]
+                .secret
+                .expose_secret(),
             "generated"
         );
         assert_eq!(
-            keys_from_secret_text(" plain \n")[0].expose_secret(),
+            keys_from_secret_text(" plain \n")[0].secret.expose_secret(),
             "plain"
         );
     }
@@ -555,5 +648,85 @@ mod tests {
         let fresh = t.verify(&t.renew(&valid, NOW).unwrap(), NOW).unwrap();
         assert_eq!(fresh.auth_time, Some(NOW - 60));
         assert_eq!((fresh.iat, fresh.exp), (Some(NOW), NOW + 14400));
+    }
+
+    fn keyed(keys: &[(&str, &str)]) -> Tokens {
+        let keys: Vec<SigningKey> = keys
+            .iter()
+            .map(|(id, key)| SigningKey {
+                id: Some(id.to_string()),
+                secret: SecretString::from(key.to_string()),
+            })
+            .collect();
+        Tokens::with_keys(keys, 14400).unwrap()
+    }
+
+    fn payload(extra: &str) -> String {
+        format!(
+            r#"{{"exp":{},"user_id":"u","abilities":{{}}{extra}}}"#,
+            NOW + 60
+        )
+    }
+
+    #[test]
+    fn a_kid_names_the_one_key_that_may_verify_and_an_unknown_kid_is_refused() {
+        let t = keyed(&[("new", K1), ("old", K2)]);
+        // GIVEN tokens signed with "old", whose header names each key in turn
+        let named_old = forge(r#"{"alg":"HS256","kid":"old"}"#, &payload(""), K2);
+        let named_new = forge(r#"{"alg":"HS256","kid":"new"}"#, &payload(""), K2);
+        let unknown = forge(r#"{"alg":"HS256","kid":"gone"}"#, &payload(""), K2);
+        // THEN only the key it names verifies it, and an unknown id is refused
+        assert!(t.verify(&named_old, NOW).is_ok());
+        assert_eq!(t.verify(&named_new, NOW), Err(TokenError::BadSignature));
+        assert_eq!(t.verify(&unknown, NOW), Err(TokenError::UnknownKey));
+        // AND a token without a key id is tried against every key (rotation)
+        let plain = forge(r#"{"alg":"HS256"}"#, &payload(""), K2);
+        assert!(t.verify(&plain, NOW).is_ok());
+        // AND minted tokens name the signing key
+        let minted = t.mint(&t.verify(&plain, NOW).unwrap(), NOW);
+        assert_eq!(
+            jsonwebtoken::decode_header(&minted).unwrap().kid.as_deref(),
+            Some("new")
+        );
+    }
+
+    #[test]
+    fn an_iss_that_names_a_key_is_verified_with_that_key_only() {
+        // GIVEN SharinPix-style tokens that carry their key's id in `iss`
+        let t = keyed(&[("site-a", K1), ("site-b", K2)]);
+        let right = forge(r#"{"alg":"HS256"}"#, &payload(r#","iss":"site-b""#), K2);
+        let wrong = forge(r#"{"alg":"HS256"}"#, &payload(r#","iss":"site-a""#), K2);
+        // THEN the key it names decides
+        assert!(t.verify(&right, NOW).is_ok());
+        assert_eq!(t.verify(&wrong, NOW), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn issuer_and_audience_bind_tokens_when_configured() {
+        let t = tokens(&[K1])
+            .with_issuer(Some("sharinpix".into()))
+            .with_audience(Some("image-delete".into()));
+        let both = payload(r#","iss":"sharinpix","aud":"image-delete""#);
+        let ok = forge(r#"{"alg":"HS256"}"#, &both, K1);
+        assert!(t.verify(&ok, NOW).is_ok());
+        for claims in [
+            payload(r#","iss":"other","aud":"image-delete""#),
+            payload(r#","iss":"sharinpix","aud":"other""#),
+            payload(r#","aud":"image-delete""#),
+            payload(r#","iss":"sharinpix""#),
+        ] {
+            let token = forge(r#"{"alg":"HS256"}"#, &claims, K1);
+            assert!(t.verify(&token, NOW).is_err(), "{claims}");
+        }
+    }
+
+    #[test]
+    fn secrets_may_give_key_ids_beside_plain_keys() {
+        let keys = keys_from_secret_text(&format!(
+            r#"{{"keys": [{{"id": "a", "key": "{K1}"}}, "{K2}"]}}"#
+        ));
+        let ids: Vec<Option<&str>> = keys.iter().map(|k| k.id.as_deref()).collect();
+        assert_eq!(ids, [Some("a"), None]);
+        assert_eq!(keys[1].secret.expose_secret(), K2);
     }
 }

@@ -28,6 +28,10 @@ pub struct Config {
     pub token_ttl_seconds: i64,
     /// How long renewals may go on after a token chain's original issue time.
     pub token_max_lifetime_seconds: i64,
+    /// When set, tokens must carry exactly this `iss` (`JWT_ISSUER`).
+    pub jwt_issuer: Option<String>,
+    /// When set, tokens' `aud` must hold this (`JWT_AUDIENCE`).
+    pub jwt_audience: Option<String>,
     /// `AWS_CONCURRENCY`: AWS calls in flight at once for one step of a request.
     pub concurrency: usize,
     /// `ALBUM_INDEX`: the table's global secondary index on `album_id`.
@@ -111,6 +115,8 @@ impl Config {
                 crate::auth::DEFAULT_MAX_LIFETIME_SECONDS,
                 60..=30 * 24 * 3600,
             )?,
+            jwt_issuer: get("JWT_ISSUER"),
+            jwt_audience: get("JWT_AUDIENCE"),
             concurrency: number(&get, "AWS_CONCURRENCY", Self::DEFAULT_CONCURRENCY, 1..=256)?,
             album_index: get("ALBUM_INDEX").unwrap_or_else(|| "album_id-index".to_owned()),
             album_page_size: number(

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
-use crate::auth::{Tokens, keys_from_secret_text};
+use crate::auth::{SigningKey, Tokens, keys_from_secret_text};
 use crate::config::{Config, ConfigError, DEV_SECRET, KeySource};
 use crate::domain::Deleter;
 use crate::http::Api;
@@ -109,9 +109,9 @@ pub fn deleter(config: &Config, aws: &SdkConfig) -> Deleter {
 
 /// The token keys: from the environment, or read once from Secrets Manager.
 pub async fn tokens(config: &Config, aws: &SdkConfig) -> Result<Tokens, InitError> {
-    let keys: Vec<SecretString> = match &config.keys {
+    let keys: Vec<SigningKey> = match &config.keys {
         None => return Err(ConfigError::Missing("JWT_SECRET_ARN or JWT_SECRET").into()),
-        Some(KeySource::Env(secret)) => vec![secret.clone()],
+        Some(KeySource::Env(secret)) => vec![SigningKey::from(secret.clone())],
         Some(KeySource::SecretArn(arn)) => {
             let client = aws_sdk_secretsmanager::Client::new(aws);
             let secret = client
@@ -126,15 +126,17 @@ pub async fn tokens(config: &Config, aws: &SdkConfig) -> Result<Tokens, InitErro
             keys_from_secret_text(text)
         }
     };
-    if !config.local && keys.iter().any(|k| k.expose_secret() == DEV_SECRET) {
+    if !config.local && keys.iter().any(|k| k.secret.expose_secret() == DEV_SECRET) {
         return Err(ConfigError::Invalid {
             name: "JWT_SECRET",
             why: "is the documented dev secret, accepted only in local runs (an AWS_ENDPOINT_URL_* override set)".into(),
         }
         .into());
     }
-    Ok(Tokens::new(&keys, config.token_ttl_seconds)?
-        .with_max_lifetime(config.token_max_lifetime_seconds))
+    Ok(Tokens::with_keys(keys, config.token_ttl_seconds)?
+        .with_max_lifetime(config.token_max_lifetime_seconds)
+        .with_issuer(config.jwt_issuer.clone())
+        .with_audience(config.jwt_audience.clone()))
 }
 
 /// The HTTP endpoint, ready to serve.
