@@ -36,6 +36,7 @@ lint-rust:
 lint-template: tools
 	.tools/sam/bin/cfn-lint template.yaml
 	.tools/sam/bin/sam validate --lint --template-file template.yaml --region $(AWS_REGION)
+	.tools/sam/bin/python scripts/check_template.py
 
 fmt:
 	cargo fmt --all

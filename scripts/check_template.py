@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Checks the security promises of template.yaml that cfn-lint cannot know about:
+the cleanup triggers accept only their producers, the table cannot be deleted by
+accident, and the recovery window and read ceiling are wired. Run by
+`make lint-template` (and so by `make test`) with the Python of .tools/sam, whose
+cfn-lint reads CloudFormation's YAML tags.
+"""
+import sys
+from pathlib import Path
+
+from cfnlint.decode import decode
+
+ROOT = Path(__file__).resolve().parent.parent
+template, errors = decode(str(ROOT / "template.yaml"))
+if errors:
+    sys.exit(f"template.yaml does not parse: {errors}")
+resources = template["Resources"]
+parameters = template["Parameters"]
+failures = []
+checks = 0
+
+
+def expect(ok, what):
+    global checks
+    checks += 1
+    if not ok:
+        failures.append(what)
+
+
+def props(name):
+    return resources.get(name, {}).get("Properties", {})
+
+
+# AlbumDeleted: a bus of its own, a rule matching source and detail-type on it.
+album_events = props("AlbumCleanupFunction").get("Events", {}).get("AlbumDeleted", {}).get("Properties", {})
+pattern = album_events.get("Pattern", {})
+expect(pattern.get("source") == [{"Ref": "AlbumEventSource"}], "the AlbumDeleted rule matches source")
+expect(pattern.get("detail-type") == ["AlbumDeleted"], "the AlbumDeleted rule matches detail-type")
+expect(album_events.get("EventBusName") == {"Ref": "AlbumEventBus"}, "the AlbumDeleted rule is on the album bus")
+expect(resources.get("AlbumEventBus", {}).get("Type") == "AWS::Events::EventBus", "a dedicated event bus")
+
+bus_policy = props("AlbumEventBusPolicy")
+statement = bus_policy.get("Statement", {})
+expect(bus_policy.get("EventBusName") == {"Ref": "AlbumEventBus"}, "the bus policy is on the album bus")
+expect(statement.get("Effect") == "Deny" and statement.get("Action") == "events:PutEvents"
+       and statement.get("Principal") == "*", "the bus policy denies PutEvents to everyone else")
+expect("aws:PrincipalArn" in statement.get("Condition", {}).get("ArnNotEquals", {}),
+       "the bus policy names its producers by principal ARN")
+
+# CleanupQueue: only the stack's cleanup roles and the configured producers send.
+queue_policy = props("CleanupQueuePolicy")
+expect({"Ref": "CleanupQueue"} in queue_policy.get("Queues", []), "a policy on CleanupQueue")
+statements = queue_policy.get("PolicyDocument", {}).get("Statement", [])
+deny = [s for s in statements if s.get("Effect") == "Deny" and s.get("Action") == "sqs:SendMessage"
+        and s.get("Principal") == "*"]
+expect(len(deny) == 1, "the queue policy denies SendMessage to everyone else")
+if deny:
+    senders = str(deny[0].get("Condition", {}).get("ArnNotEquals", {}).get("aws:PrincipalArn"))
+    for role in ("SqsCleanupRole", "AlbumCleanupRole", "ProducerRoleArns"):
+        expect(role in senders, f"the queue policy lets {role} send")
+
+# The table, the recovery window, the read ceiling.
+table = props("ImagesTable")
+expect(table.get("DeletionProtectionEnabled") is True, "the table has deletion protection")
+expect(table.get("OnDemandThroughput", {}).get("Fn::If", [None])[0] == "CapReads",
+       "the table's read ceiling comes from TableMaxReadRequestUnits")
+expect(str(parameters.get("RecoveryWindowDays", {}).get("Default")) == "0",
+       "RecoveryWindowDays defaults to 0 (no versioning)")
+bucket = props("ImagesBucket")
+expect(bucket.get("VersioningConfiguration", {}).get("Fn::If", [None])[0] == "Recoverable",
+       "versioning only with a recovery window")
+expect("NoncurrentVersionExpiration" in str(bucket.get("LifecycleConfiguration")),
+       "noncurrent versions expire after the recovery window")
+
+for failure in failures:
+    print(f"template.yaml: missing: {failure}", file=sys.stderr)
+print(f"template checks: {checks - len(failures)} hold, {len(failures)} fail")
+sys.exit(1 if failures else 0)
