@@ -72,6 +72,10 @@ expect(bucket.get("VersioningConfiguration", {}).get("Fn::If", [None])[0] == "Re
 expect("NoncurrentVersionExpiration" in str(bucket.get("LifecycleConfiguration")),
        "noncurrent versions expire after the recovery window")
 
+# The API's access log names the caller's address.
+access_log = str(props("ImagesApi").get("AccessLogSettings", {}).get("Format", ""))
+expect("$context.identity.sourceIp" in access_log, "the access log has the source IP")
+
 for failure in failures:
     print(f"template.yaml: missing: {failure}", file=sys.stderr)
 print(f"template checks: {checks - len(failures)} hold, {len(failures)} fail")
