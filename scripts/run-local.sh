@@ -78,4 +78,7 @@ Ctrl-C stops everything.
 MSG
 fi
 # --timeout gives invocations a real deadline (without it the deadline is "now").
-cargo lambda watch --bin "$bin" --invoke-address 127.0.0.1 --invoke-port "$port" --timeout 30
+# RUST_LOG is the function's level only: cargo-lambda reads it too, and at trace it
+# logs every request it forwards, Authorization header and body included.
+RUST_LOG=info cargo lambda watch --bin "$bin" --invoke-address 127.0.0.1 --invoke-port "$port" \
+  --timeout 30 --env-var "RUST_LOG=$RUST_LOG"

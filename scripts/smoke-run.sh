@@ -46,6 +46,7 @@ refusal=$(env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_DYNAMODB .tools/py/bin/pyt
 grep -q AWS_ENDPOINT_URL_DYNAMODB <<<"$refusal" || { echo "smoke: unexpected refusal: $refusal" >&2; exit 1; }
 echo "smoke: make run and seed_demo.py refuse to start without a local endpoint for each service"
 
+export RUST_LOG=trace
 start delete-images
 # The printed command, as a user would paste it, plus options to capture the answer.
 command=$(sed -n '/^  curl /,/--data/p' "$out" | sed 's/\\$//' | tr -d '\n')
@@ -59,6 +60,19 @@ if [ "$status" != 200 ] || [ "$body" != "$expected" ]; then
   exit 1
 fi
 echo "smoke: make run's curl deleted the two demo images (200 $body)"
+# At RUST_LOG=trace the token and the body appear once: in the printed curl, never in
+# a log line (the function's, the runtime's or cargo-lambda's).
+sleep 1
+token=$(grep -o 'token="[^"]*' "$out" | head -n 1 | sed 's/.*"//')
+form=$(grep -o -- "--data '[^']*" "$out" | head -n 1 | sed "s/--data '//")
+grep -q '"level":"TRACE"' "$out" || { echo "smoke: RUST_LOG=trace logged no trace line" >&2; exit 1; }
+for secret in "${token##*.}" "$(cut -d. -f2 <<<"$token")" "$form"; do
+  [ -n "$secret" ] && [ "$(grep -cF -- "$secret" "$out")" = 1 ] || {
+    echo "smoke: at RUST_LOG=trace the output holds the token or body more than once:" >&2
+    grep -nF -- "$secret" "$out" | cut -c1-160 >&2; exit 1; }
+done
+echo "smoke: at RUST_LOG=trace no log line holds the token or the body"
+unset RUST_LOG  # cargo lambda invoke reads it too
 for fixture in events/*.json; do
   code=$(invoke delete-images "$fixture" | json 'json.load(sys.stdin)["statusCode"]')
   case "$fixture:$code" in
