@@ -603,4 +603,83 @@ mod tests {
             (gateway.as_str(), gateway.as_str())
         );
     }
+
+    /// Log output captured as text, for the tests of what the logs say.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn refusal_log_lines_carry_the_gateways_request_id() {
+        // GIVEN logs captured, and REST events (the gateway's request id in their
+        // context) with a bad token, and with a token for another album
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let f = fixture();
+        let json = include_str!("../../events/apigw-rest-bulk-delete.json");
+        let mut event: serde_json::Value = serde_json::from_str(json).unwrap();
+        let gateway = event["requestContext"]["requestId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for authorization in [
+            "Bearer x.y.z".to_owned(),
+            format!("Bearer {}", token_for(&["b"], "image_list")),
+            format!("Bearer {}", token_for(&["a"], "image_view")),
+        ] {
+            event["headers"]["authorization"] = authorization.clone().into();
+            event["multiValueHeaders"]["authorization"] = serde_json::json!([authorization]);
+            event["body"] = format!("image_ids[]={A}").into();
+            // WHEN it is refused
+            let response = f
+                .api
+                .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
+                .await;
+            assert_eq!(response.status(), 401);
+        }
+        // THEN the refusal lines name the gateway's request id
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        for message in [
+            "unauthenticated",
+            "delete denied",
+            "token grants no delete ability",
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.contains(message))
+                .unwrap_or_else(|| panic!("no {message:?} line in {text}"));
+            assert!(line.contains(&gateway), "{line}");
+        }
+    }
+
+    fn token_for(albums: &[&str], ability: &str) -> String {
+        let abilities: serde_json::Map<String, serde_json::Value> = albums
+            .iter()
+            .map(|a| {
+                (
+                    a.to_string(),
+                    serde_json::json!({"Access": {ability: true}}),
+                )
+            })
+            .collect();
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "exp": unix_now() + 60, "user_id": "u", "abilities": abilities
+        }))
+        .unwrap();
+        tokens().mint(&claims, unix_now())
+    }
 }
