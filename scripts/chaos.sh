@@ -9,10 +9,7 @@ cd "$root"
 export DYNAMODB_PORT=${CHAOS_DYNAMODB_PORT:-18100} MOTO_PORT=${CHAOS_MOTO_PORT:-15100}
 trap 'scripts/emulators.sh stop chaos' EXIT
 scripts/emulators.sh start chaos
-export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
-export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$MOTO_PORT"
-export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$MOTO_PORT"
-export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
+eval "$(scripts/emulators.sh endpoints)"
 export CHAOS_REQUESTS=${CHAOS_REQUESTS:-400} CHAOS_SEEDS=${CHAOS_SEEDS:-11,12,13} CHAOS_RATE=${CHAOS_RATE:-0.35}
 out=$(mktemp)
 status=0

@@ -3,11 +3,22 @@
 #   dynalite (DynamoDB, enforces the batch limits) on $DYNAMODB_PORT (default 8000)
 #   moto     (S3, SQS, Secrets Manager)         on $MOTO_PORT     (default 5000)
 # Usage: scripts/emulators.sh start|stop NAME
+#        eval "$(scripts/emulators.sh endpoints)"   exports the AWS_ENDPOINT_URL_* of
+#        the emulators on $DYNAMODB_PORT / $MOTO_PORT
 # NAME keeps separate sets apart (make run uses "run", make test uses "test");
 # pids and logs live in .run/NAME/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-action=${1:?start or stop}
+action=${1:?start, stop or endpoints}
+if [ "$action" = endpoints ]; then
+  cat <<VARS
+export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:${DYNAMODB_PORT:-8000}
+export AWS_ENDPOINT_URL_S3=http://127.0.0.1:${MOTO_PORT:-5000}
+export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:${MOTO_PORT:-5000}
+export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:${MOTO_PORT:-5000}
+VARS
+  exit 0
+fi
 name=${2:?name}
 state="$root/.run/$name"
 dynamodb_port=${DYNAMODB_PORT:-8000}
@@ -53,5 +64,5 @@ case "$action" in
     echo "emulators up: DynamoDB http://127.0.0.1:$dynamodb_port, S3 http://127.0.0.1:$moto_port" >&2
     ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop NAME, or $0 endpoints" >&2; exit 2 ;;
 esac

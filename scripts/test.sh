@@ -7,10 +7,7 @@ cd "$root"
 export DYNAMODB_PORT=${TEST_DYNAMODB_PORT:-18000} MOTO_PORT=${TEST_MOTO_PORT:-15000}
 trap 'scripts/emulators.sh stop test' EXIT
 scripts/emulators.sh start test
-export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
-export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$MOTO_PORT"
-export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$MOTO_PORT"
-export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
+eval "$(scripts/emulators.sh endpoints)"
 cargo nextest run --locked --all-targets --no-fail-fast
 # The HTTP binary linked with panic=abort, as release builds are (only the binary is
 # rebuilt: crates built for unwinding link into an aborting binary), fed every crafted

@@ -17,13 +17,7 @@ async fn the_seed_request_deletes_all_nine_images_and_answers_as_the_seed_does()
     // WHEN the seed's request arrives through API Gateway (REST, stage "prod"), with
     // the seed's claims in a token issued now (the fixture's own was issued in 2025:
     // past the renewal cap, it would get no X-token)
-    let mut event = fixture("apigw-rest-bulk-delete.json");
-    let token = app.token(&[SEED_ALBUM], "image_list");
-    set_header(
-        &mut event,
-        "authorization",
-        &format!("Token token=\"{token}\""),
-    );
+    let event = with_fresh_token(&app, fixture("apigw-rest-bulk-delete.json"));
     let response = app.send(request(&event)).await;
 
     // THEN 200 with the nine ids, newest first, in the seed's exact bytes
@@ -200,13 +194,7 @@ async fn a_thousand_ids_go_through_the_batch_limits_the_emulator_enforces() {
 async fn the_single_image_route_answers_204_then_404() {
     let app = TestApp::spawn().await;
     let keys = app.seed_image(SEED_IDS[0], SEED_ALBUM).await;
-    let mut event = fixture("apigw-rest-delete-one.json");
-    let token = app.token(&[SEED_ALBUM], "image_list");
-    set_header(
-        &mut event,
-        "authorization",
-        &format!("Token token=\"{token}\""),
-    );
+    let event = with_fresh_token(&app, fixture("apigw-rest-delete-one.json"));
     let first = app.send(request(&event)).await;
     assert_eq!(first.status(), 204, "{}", body_text(&first));
     assert!(header(&first, "x-token").is_some());
@@ -243,4 +231,16 @@ async fn a_token_issued_past_the_renewal_cap_is_served_but_not_renewed() {
     assert_eq!(body_json(&response), serde_json::json!([SEED_IDS[0]]));
     assert_eq!(header(&response, "x-token"), None);
     assert_seed_headers(&response);
+}
+
+/// The fixture with the seed's claims in a token issued now (the fixtures' own tokens
+/// were issued in 2025: past the renewal cap, they get no X-token).
+fn with_fresh_token(app: &TestApp, mut event: serde_json::Value) -> serde_json::Value {
+    let token = app.token(&[SEED_ALBUM], "image_list");
+    set_header(
+        &mut event,
+        "authorization",
+        &format!("Token token=\"{token}\""),
+    );
+    event
 }
