@@ -24,7 +24,7 @@ fn tokens() -> Tokens {
 
 /// The endpoint over fresh in-memory stores holding two of the seed's images, so
 /// that every input meets the same world.
-fn api() -> Api {
+pub(crate) fn api() -> Api {
     let catalog = Arc::new(MemoryCatalog::default());
     let objects = Arc::new(MemoryObjectStore::default());
     for id in [

@@ -273,6 +273,14 @@ mod tests {
     }
 
     impl World {
+        /// Deletes `raw` with system authority (a cleanup trigger).
+        async fn delete_as_system(&self, raw: &[&str]) -> DeleteOutcome {
+            self.deleter
+                .delete(&ids(raw), Authority::System, deadline())
+                .await
+                .expect("system authority is never denied")
+        }
+
         /// Deletes `raw` on behalf of a token that may delete in album "a".
         async fn delete_as_token_for_a(&self, raw: &[&str]) -> Result<DeleteOutcome, Denied> {
             let (claims, required) = (claims_for(&["a"]), required());
@@ -413,11 +421,7 @@ mod tests {
         let w = world();
         w.objects.fail_key(&format!("a/{A1}/1"));
         // WHEN A1 and A2 are deleted with system authority
-        let outcome = w
-            .deleter
-            .delete(&ids(&[A1, A2]), Authority::System, deadline())
-            .await
-            .unwrap();
+        let outcome = w.delete_as_system(&[A1, A2]).await;
         // THEN A2 is deleted, A1 failed with a reason, and A1's record remains
         assert_eq!(strs(&outcome.deleted), [A2]);
         assert_eq!(strs(&outcome.failed), [A1]);
@@ -432,11 +436,7 @@ mod tests {
     async fn a_record_that_cannot_be_deleted_is_not_reported() {
         let w = world();
         w.catalog.fail_delete(A2);
-        let outcome = w
-            .deleter
-            .delete(&ids(&[A1, A2]), Authority::System, deadline())
-            .await
-            .unwrap();
+        let outcome = w.delete_as_system(&[A1, A2]).await;
         assert_eq!(strs(&outcome.deleted), [A1]);
         assert_eq!(strs(&outcome.failed), [A2]);
         assert!(w.catalog.ids().contains(&A2.to_string()));
@@ -446,11 +446,7 @@ mod tests {
     async fn unread_records_are_neither_deleted_nor_reported() {
         let w = world();
         w.catalog.fail_get(A1);
-        let outcome = w
-            .deleter
-            .delete(&ids(&[A1, A2]), Authority::System, deadline())
-            .await
-            .unwrap();
+        let outcome = w.delete_as_system(&[A1, A2]).await;
         assert_eq!(strs(&outcome.deleted), [A2]);
         assert_eq!(strs(&outcome.failed), [A1]);
         assert_eq!(w.objects.keys().len(), 3);
@@ -494,11 +490,7 @@ mod tests {
         let w = world();
         w.catalog.fail_get(B1);
         // WHEN a cleanup job deletes A1 and B1
-        let outcome = w
-            .deleter
-            .delete(&ids(&[A1, B1]), Authority::System, deadline())
-            .await
-            .unwrap();
+        let outcome = w.delete_as_system(&[A1, B1]).await;
         // THEN A1 is deleted and B1 is left for the retry, whole
         assert_eq!(strs(&outcome.deleted), [A1]);
         assert_eq!(strs(&outcome.failed), [B1]);
@@ -526,11 +518,7 @@ mod tests {
                 .then_some(Fault::Ambiguous(StoreErrorKind::Unavailable))
         }));
         // WHEN A1 and A2 are deleted
-        let outcome = w
-            .deleter
-            .delete(&ids(&[A1, A2]), Authority::System, deadline())
-            .await
-            .unwrap();
+        let outcome = w.delete_as_system(&[A1, A2]).await;
         // THEN the re-read finds A2 gone: both are reported, nothing failed
         assert_eq!(strs(&outcome.deleted), [A1, A2]);
         assert!(outcome.failed.is_empty() && outcome.error.is_none());
@@ -552,11 +540,7 @@ mod tests {
                 _ => None,
             }));
         // WHEN A1 and A2 are deleted
-        let outcome = w
-            .deleter
-            .delete(&ids(&[A1, A2]), Authority::System, deadline())
-            .await
-            .unwrap();
+        let outcome = w.delete_as_system(&[A1, A2]).await;
         // THEN A2 is failed (not reported), marked unconfirmed, with the worst cause
         assert_eq!(strs(&outcome.deleted), [A1]);
         assert_eq!(strs(&outcome.failed), [A2]);
@@ -571,11 +555,7 @@ mod tests {
         w.catalog.set_faults(Box::new(|op, item| {
             (op == Op::DeleteRecord && item == A2).then_some(Fault::Fail(StoreErrorKind::Failed))
         }));
-        let outcome = w
-            .deleter
-            .delete(&ids(&[A1, A2]), Authority::System, deadline())
-            .await
-            .unwrap();
+        let outcome = w.delete_as_system(&[A1, A2]).await;
         // THEN A2 is failed, confirmed still there (not unconfirmed)
         assert_eq!(strs(&outcome.failed), [A2]);
         assert!(outcome.unconfirmed.is_empty());
@@ -585,16 +565,8 @@ mod tests {
     #[tokio::test]
     async fn replaying_a_request_is_harmless() {
         let w = world();
-        let first = w
-            .deleter
-            .delete(&ids(&[A1]), Authority::System, deadline())
-            .await
-            .unwrap();
-        let again = w
-            .deleter
-            .delete(&ids(&[A1]), Authority::System, deadline())
-            .await
-            .unwrap();
+        let first = w.delete_as_system(&[A1]).await;
+        let again = w.delete_as_system(&[A1]).await;
         assert_eq!(strs(&first.deleted), [A1]);
         assert!(again.deleted.is_empty() && again.failed.is_empty());
         assert_eq!(strs(&again.missing), [A1]);

@@ -220,13 +220,8 @@ mod tests {
     //! The crafted events of `events/crafted/` (each one aborted the release binary
     //! before this module existed) and the real fixtures of `events/`.
     use super::*;
-    use crate::auth::Tokens;
-    use crate::domain::Deleter;
-    use crate::store::memory::{MemoryCatalog, MemoryObjectStore};
     use lambda_http::Context;
-    use secrecy::SecretString;
     use std::path::Path;
-    use std::sync::Arc;
 
     fn fixtures(dir: &str) -> Vec<(String, String)> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -244,29 +239,14 @@ mod tests {
         all
     }
 
-    fn api() -> &'static Api {
-        let tokens = Tokens::new(
-            &[SecretString::from(
-                "unit-test-key-0123456789abcdef0123456789",
-            )],
-            60,
-        )
-        .unwrap();
-        let deleter = Deleter::new(
-            Arc::new(MemoryCatalog::default()),
-            Arc::new(MemoryObjectStore::default()),
-        );
-        Box::leak(Box::new(Api::new(
-            deleter,
-            tokens,
-            1000,
-            vec!["image_delete".into()],
-        )))
+    /// The fuzz targets' endpoint: in-memory stores, the dev secret's key.
+    fn api() -> Api {
+        crate::fuzzing::api()
     }
 
     async fn answer_to(json: &str) -> serde_json::Value {
         let payload: serde_json::Value = serde_json::from_str(json).unwrap();
-        let response = answer(api(), LambdaEvent::new(payload, Context::default()))
+        let response = answer(&api(), LambdaEvent::new(payload, Context::default()))
             .await
             .unwrap();
         serde_json::to_value(response).unwrap()
@@ -285,7 +265,7 @@ mod tests {
     #[tokio::test]
     async fn an_event_of_no_http_shape_is_an_invocation_error() {
         let event = LambdaEvent::new(serde_json::json!({"Records": []}), Context::default());
-        assert!(answer(api(), event).await.is_err());
+        assert!(answer(&api(), event).await.is_err());
     }
 
     #[tokio::test]
