@@ -6,6 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::Claims;
 
+mod hs256;
+
 /// HS256 keys must carry at least 256 bits (RFC 7518 §3.2).
 pub const MIN_KEY_BYTES: usize = 32;
 /// Tokens longer than this are refused unread: no real token comes close.
@@ -103,6 +105,7 @@ impl Tokens {
 
     /// Keys in order: the first signs, any verifies (unless a token names one).
     pub fn with_keys(keys: Vec<SigningKey>, ttl_seconds: i64) -> Result<Self, KeyError> {
+        hs256::install();
         if keys.is_empty() {
             return Err(KeyError::None);
         }

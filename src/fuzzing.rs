@@ -56,7 +56,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// A raw Lambda event, as the Runtime API hands it over, to the answer: what the
 /// HTTP binary does with every invocation.
 pub fn http_event(data: &[u8]) {
-    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(data) else {
+    let Ok(payload) = serde_json::from_slice::<Box<serde_json::value::RawValue>>(data) else {
         return; // the runtime answers these with an invocation error
     };
     let api = api();

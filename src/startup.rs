@@ -15,6 +15,7 @@ use crate::http::Api;
 use crate::store::dynamodb::DynamoCatalog;
 use crate::store::payload_hash::RingPayloadHash;
 use crate::store::s3::S3ObjectStore;
+use crate::store::sigv4::CachedSigV4;
 use crate::store::sqs::SqsHandOff;
 use crate::triggers::Cleanup;
 
@@ -92,11 +93,15 @@ pub async fn aws_config() -> SdkConfig {
 pub fn deleter(config: &Config, aws: &SdkConfig) -> Deleter {
     let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(aws)
         .interceptor(RingPayloadHash)
+        .push_auth_scheme(CachedSigV4::default())
+        .disable_clock_skew_correction(true)
         .build();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb_config);
     let s3_config = aws_sdk_s3::config::Builder::from(aws)
         .force_path_style(config.s3_path_style)
         .interceptor(RingPayloadHash)
+        .push_auth_scheme(CachedSigV4::default())
+        .disable_clock_skew_correction(true)
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(s3_config);
     let catalog = DynamoCatalog::new(dynamodb, &config.table, config.concurrency)

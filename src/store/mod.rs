@@ -5,6 +5,7 @@ pub mod dynamodb;
 pub mod memory;
 pub mod payload_hash;
 pub mod s3;
+pub mod sigv4;
 pub mod sqs;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;

@@ -20,8 +20,8 @@ async fn serve() -> Result<(), Error> {
     let aws = startup::aws_config().await;
     let api: &'static _ = Box::leak(Box::new(startup::api(&config, &aws).await?));
     // Every event is checked before lambda_http converts it (see `event`).
-    lambda_runtime::run_concurrent(service_fn(move |e: LambdaEvent<serde_json::Value>| {
-        event::answer(api, e)
-    }))
+    lambda_runtime::run_concurrent(service_fn(
+        move |e: LambdaEvent<Box<serde_json::value::RawValue>>| event::answer(api, e),
+    ))
     .await
 }
