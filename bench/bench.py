@@ -69,6 +69,8 @@ def lambda_env(runtime, aws, extra=None):
         "JWT_SECRET": DEV_SECRET,
         "RUST_LOG": "warn",
     }
+    if aws.ca_path:
+        env["AWS_CA_BUNDLE"] = aws.ca_path  # HTTPS to fake-aws: trust its throwaway CA
     if runtime is not None:
         env["AWS_LAMBDA_RUNTIME_API"] = runtime.address
     env.update(extra or {})
@@ -169,15 +171,16 @@ def callgrind_totals(path):
     raise RuntimeError("no callgrind totals")
 
 
-def instructions(subject, requests):
+def instructions(subject, requests, tls=False, stats=None, extra=None):
     """Instructions (callgrind) from exec until the function, having answered
-    `requests`, asks for the next event; the run is stopped there."""
-    runtime, aws = FakeRuntime(), RustFakeAws(str(FAKE_AWS), 0.0, ALBUM)
+    `requests`, asks for the next event; the run is stopped there. With `stats` (a
+    dict), fake-aws's counters are stored in it."""
+    runtime, aws = FakeRuntime(), RustFakeAws(str(FAKE_AWS), 0.0, ALBUM, tls=tls)
     out = tempfile.NamedTemporaryFile(suffix=".callgrind", delete=False).name
     for ids in requests:
         runtime.events.put(event(ids))
     try:
-        env = {**lambda_env(runtime, aws), "PATH": os.environ["PATH"]}
+        env = {**lambda_env(runtime, aws, extra), "PATH": os.environ["PATH"]}
         process = subject.start(env, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
         deadline = time.time() + 1800
         while runtime.next_calls <= len(requests) and time.time() < deadline and process.poll() is None:
@@ -185,6 +188,8 @@ def instructions(subject, requests):
         for _ in requests:
             answer(runtime, timeout=1)
         stop(process)
+        if stats is not None:
+            stats.update(aws.snapshot())
         return callgrind_totals(out)
     finally:
         runtime.close()
@@ -198,6 +203,53 @@ def warm_instructions(subject, n_ids):
     three = instructions(subject, [SEED_IDS[:1], seeded_ids(n_ids), seeded_ids(n_ids)])
     # the first request of each run is the same, so the difference is two warm requests
     return (three - one) / 2
+
+
+def first_request_tls(subject, sizes, walls=5):
+    """The first request after a cold start, over HTTPS (fake-aws with a throwaway CA):
+    its instructions (callgrind: exec -> next `/next` after it, less exec -> first
+    `/next`), the TLS handshakes it made, and its wall time (median of `walls` fresh
+    processes, D = 0); plus, for the ratio, a warm request of each size over TLS."""
+    to_next = instructions(subject, [], tls=True)
+    figures = {"to_first_next": to_next}
+    for n in sizes:
+        stats = {}
+        first = instructions(subject, [seeded_ids(n)], tls=True, stats=stats) - to_next
+        one = instructions(subject, [seeded_ids(n)], tls=True)
+        three = instructions(subject, [seeded_ids(n)] * 3, tls=True)
+        figures[n] = {
+            "instructions": first,
+            "warm_instructions": (three - one) / 2,
+            "tls_full": stats.get("tls_full"),
+            "tls_resumed": stats.get("tls_resumed"),
+            "wall_ms": median([first_request_wall(subject, n) for _ in range(walls)]),
+        }
+    if subject.name == "rust":
+        # The trade-off of PRECONNECT: init pays what the first request saves.
+        off = {"PRECONNECT": "false"}
+        to_next_off = instructions(subject, [], tls=True, extra=off)
+        first_off = instructions(subject, [seeded_ids(9)], tls=True, extra=off) - to_next_off
+        figures["preconnect_off"] = {"to_first_next": to_next_off, "first_9": first_off}
+    return figures
+
+
+def first_request_wall(subject, n):
+    """Milliseconds from handing the first event to its answer, over HTTPS, D = 0."""
+    runtime, aws = FakeRuntime(), RustFakeAws(str(FAKE_AWS), 0.0, ALBUM, tls=True)
+    process = subject.start(lambda_env(runtime, aws))
+    try:
+        deadline = time.time() + 60
+        while runtime.next_calls < 1 and time.time() < deadline and process.poll() is None:
+            time.sleep(0.005)
+        t0 = time.perf_counter_ns()
+        runtime.events.put(event(seeded_ids(n)))
+        at, response = answer(runtime)
+        assert response["statusCode"] == 200, response
+        return (at - t0) / 1e6
+    finally:
+        stop(process)
+        runtime.close()
+        aws.close()
 
 
 def seeded_ids(n):
@@ -292,6 +344,8 @@ def measure(subject, args):
         print(f"[{subject.name}] callgrind", file=sys.stderr)
         figures["instructions_to_first_next"] = instructions(subject, [])
         figures["warm_instructions"] = {n: warm_instructions(subject, n) for n in (0, 9, 1000)}
+        print(f"[{subject.name}] first request over TLS", file=sys.stderr)
+        figures["first_tls"] = first_request_tls(subject, (1, 9, 1000))
     return figures
 
 
@@ -359,6 +413,20 @@ def main():
         row("seed requests / s, AWS_LAMBDA_MAX_CONCURRENCY=1", ("per_second_1",), "", 1),
         row("seed requests / s, AWS_LAMBDA_MAX_CONCURRENCY=8", ("per_second_8",), "", 1, "~8x the above"),
     ]
+    rows += [
+        row("TLS: instructions to first /next (PRECONNECT on)", ("first_tls", "to_first_next"), " M", scale=1e6),
+        row("TLS: instructions to first /next, PRECONNECT=false", ("first_tls", "preconnect_off", "to_first_next"), " M", scale=1e6),
+        row("TLS: 1st request, 9 ids, PRECONNECT=false: instructions", ("first_tls", "preconnect_off", "first_9"), " M", scale=1e6),
+    ]
+    for n in (1, 9, 1000):
+        rows += [
+            row(f"TLS: 1st request after cold start, {n} ids: instructions", ("first_tls", n, "instructions"), " M", scale=1e6),
+            row(f"TLS: 1st request, {n} ids: / warm TLS request", ("first_tls", n), "", 2,
+                "<= 2" if n == 9 else "", transform=lambda f: f["instructions"] / f["warm_instructions"]),
+            row(f"TLS: 1st request, {n} ids: wall (D = 0)", ("first_tls", n, "wall_ms"), " ms"),
+            row(f"TLS: 1st request, {n} ids: handshakes full / resumed", ("first_tls", n),
+                transform=lambda f: f"{f['tls_full']} / {f['tls_resumed']}"),
+        ]
     rows += [
         ("binary (stripped, x86_64)", fmt(sizes["binary"], " MiB", 2), "", "", "<= 8.5 MiB"),
         ("deployment zip x86_64", fmt(sizes["zip_x86_64"], " MiB", 2), "", "", "<= 3.5 MiB"),

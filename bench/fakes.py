@@ -107,26 +107,40 @@ class RustFakeAws:
     """bench/fakes' `fake-aws` (Rust, async), started on a free port: a Python server's
     own per-request cost would dominate the waves being measured."""
 
-    def __init__(self, binary, delay, album):
+    def __init__(self, binary, delay, album, tls=False):
         import subprocess
+        import tempfile
         import urllib.request
 
         self._urllib = urllib.request
-        self.process = subprocess.Popen(
-            [binary, str(delay * 1000), album], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
+        # With tls, fake-aws also serves HTTPS under a throwaway CA written here.
+        self.ca_path = tempfile.NamedTemporaryFile(suffix=".pem", delete=False).name if tls else None
+        args = [binary, str(delay * 1000), album] + ([self.ca_path] if tls else [])
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.port = int(self.process.stdout.readline().strip())
+        self.tls_port = int(self.process.stdout.readline().strip()) if tls else None
 
     @property
     def url(self):
+        """Where the function sends its AWS calls: HTTPS when started with tls."""
+        if self.tls_port:
+            return f"https://127.0.0.1:{self.tls_port}"
+        return self.control_url
+
+    @property
+    def control_url(self):
         return f"http://127.0.0.1:{self.port}"
 
     def reset(self):
-        self._urllib.urlopen(self._urllib.Request(f"{self.url}/__reset", data=b"", method="POST")).read()
+        self._urllib.urlopen(self._urllib.Request(f"{self.control_url}/__reset", data=b"", method="POST")).read()
 
     def snapshot(self):
-        return json.loads(self._urllib.urlopen(f"{self.url}/__stats").read())
+        return json.loads(self._urllib.urlopen(f"{self.control_url}/__stats").read())
 
     def close(self):
         self.process.terminate()
         self.process.wait()
+        if self.ca_path:
+            import os
+
+            os.unlink(self.ca_path)

@@ -46,6 +46,9 @@ pub struct Config {
     /// Set when `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` points at an emulator,
     /// which wants path-style S3 addressing.
     pub s3_path_style: bool,
+    /// `PRECONNECT` (`true` unless `false`): open and TLS-handshake one DynamoDB
+    /// connection during init, so the first request does not pay for it.
+    pub preconnect: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +138,16 @@ impl Config {
             .any(|name| get(name).is_some()),
             s3_path_style: get("AWS_ENDPOINT_URL_S3").is_some()
                 || get("AWS_ENDPOINT_URL").is_some(),
+            preconnect: match get("PRECONNECT").as_deref().map(str::trim) {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(_) => {
+                    return Err(ConfigError::Invalid {
+                        name: "PRECONNECT",
+                        why: "must be true or false".into(),
+                    });
+                }
+            },
         })
     }
 }
@@ -192,6 +205,7 @@ mod tests {
         assert!(!c.s3_path_style);
         assert!(matches!(c.keys, Some(KeySource::Env(_))));
         assert_eq!(c.album_page_size, 100);
+        assert!(c.preconnect);
         assert!(c.cleanup_queue_url.is_none());
     }
 

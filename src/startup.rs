@@ -34,6 +34,8 @@ pub enum InitError {
     Keys(#[from] crate::auth::KeyError),
     #[error("reading the signing keys from Secrets Manager failed")]
     Secret(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("AWS_CA_BUNDLE: {0}")]
+    CaBundle(String),
 }
 
 /// Root CAs of AWS endpoints, bundled: loading the system store instead parses every
@@ -41,11 +43,41 @@ pub enum InitError {
 /// with callgrind).
 const AWS_ROOT_CAS: &[u8] = include_bytes!("tls/aws-roots.pem");
 
+/// Certificates to trust beside the bundled AWS roots, from the PEM file named by
+/// `AWS_CA_BUNDLE` (the variable the other AWS SDKs read): for a TLS-inspecting proxy,
+/// or a local stand-in with its own CA, as `make bench` uses. Added to, never
+/// replacing, the AWS roots. A file that cannot be read or holds no certificate stops
+/// the start with a clear error.
+pub fn extra_root_cas() -> Result<Option<Vec<u8>>, InitError> {
+    ca_bundle(std::env::var_os("AWS_CA_BUNDLE"))
+}
+
+fn ca_bundle(path: Option<std::ffi::OsString>) -> Result<Option<Vec<u8>>, InitError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let Some(path) = path.filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let pem =
+        std::fs::read(&path).map_err(|e| InitError::CaBundle(format!("cannot read it: {e}")))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| InitError::CaBundle("not a PEM file of certificates".into()))?;
+    if certificates.is_empty() {
+        return Err(InitError::CaBundle("holds no certificate".into()));
+    }
+    Ok(Some(pem))
+}
+
 /// The HTTPS client of every AWS call: rustls with ring (one small crypto provider for
-/// TLS; the binary carries no aws-lc), trusting only the bundled AWS root CAs.
-pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+/// TLS; the binary carries no aws-lc), trusting the bundled AWS root CAs and any
+/// `extra` ones (`extra_root_cas`).
+pub fn https_client(extra: Option<Vec<u8>>) -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-    let trust = TrustStore::empty().with_pem_certificate(AWS_ROOT_CAS);
+    let mut trust = TrustStore::empty().with_pem_certificate(AWS_ROOT_CAS);
+    if let Some(pem) = extra {
+        trust = trust.with_pem_certificate(pem);
+    }
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
@@ -63,13 +95,13 @@ pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
 /// the HTTPS client above, and, when the environment holds them (as on Lambda), region
 /// and credentials read straight from it rather than through the provider chains
 /// (which build an STS client and read profile files).
-pub async fn aws_config() -> SdkConfig {
+pub async fn aws_config() -> Result<SdkConfig, InitError> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    let http = https_client();
+    let http = https_client(extra_root_cas()?);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .timeout_config(timeouts)
@@ -86,7 +118,7 @@ pub async fn aws_config() -> SdkConfig {
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         );
     }
-    loader.load().await
+    Ok(loader.load().await)
 }
 
 /// The deletion core over DynamoDB and S3.
@@ -144,8 +176,45 @@ pub async fn tokens(config: &Config, aws: &SdkConfig) -> Result<Tokens, InitErro
         .with_audience(config.jwt_audience.clone()))
 }
 
+/// Longest the init warm-up may take: Lambda bills init, and a slow endpoint must
+/// not hold the function back from serving.
+const PRECONNECT_BUDGET: Duration = Duration::from_millis(500);
+
+/// Opens, TLS-handshakes and pools one DynamoDB connection during init, with a
+/// read the role already may do: a consistent `BatchGetItem` of a key no image has
+/// (0.5 RCU, no side effect). The first request then reuses the connection, and
+/// rustls's session tickets from it let the request's further connections resume.
+/// The parsed root CAs and the HTTP connector are built here too. Any failure is
+/// only logged: the first request connects as it would have.
+async fn preconnect(config: &Config, aws: &SdkConfig) {
+    use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+    let client = aws_sdk_dynamodb::Client::new(aws);
+    let keys = KeysAndAttributes::builder()
+        .keys(std::collections::HashMap::from([(
+            "id".to_owned(),
+            AttributeValue::S("preconnect".to_owned()),
+        )]))
+        .projection_expression("id")
+        .build();
+    let Ok(keys) = keys else { return };
+    let call = client
+        .batch_get_item()
+        .request_items(config.table.clone(), keys)
+        .send();
+    match tokio::time::timeout(PRECONNECT_BUDGET, call).await {
+        Ok(Ok(_)) => tracing::debug!("preconnected to DynamoDB"),
+        Ok(Err(err)) => {
+            tracing::info!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(err), "preconnect failed")
+        }
+        Err(_) => tracing::info!("preconnect timed out"),
+    }
+}
+
 /// The HTTP endpoint, ready to serve.
 pub async fn api(config: &Config, aws: &SdkConfig) -> Result<Api, InitError> {
+    if config.preconnect {
+        preconnect(config, aws).await;
+    }
     Ok(Api::new(
         deleter(config, aws),
         tokens(config, aws).await?,
@@ -223,6 +292,33 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
+    #[test]
+    fn a_ca_bundle_must_hold_certificates() {
+        let dir = std::env::temp_dir().join(format!("ca-bundle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let roots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tls/aws-roots.pem");
+        // GIVEN no bundle THEN nothing extra
+        assert!(ca_bundle(None).unwrap().is_none());
+        assert!(ca_bundle(Some("".into())).unwrap().is_none());
+        // GIVEN a readable bundle of certificates THEN its bytes
+        assert!(ca_bundle(Some(roots.into())).unwrap().is_some());
+        // GIVEN a missing, broken or empty file THEN the start stops
+        for bad in [dir.join("missing.pem"), garbage, empty] {
+            assert!(matches!(
+                ca_bundle(Some(bad.into())),
+                Err(InitError::CaBundle(_))
+            ));
+        }
+    }
+
     #[tokio::test]
     async fn the_https_client_opens_tls_with_its_crypto_provider() {
         // GIVEN a loopback listener that records the first bytes a client sends
@@ -242,7 +338,7 @@ mod tests {
                 "AKID", "SECRET", None, None, "test",
             ))
             .endpoint_url(format!("https://127.0.0.1:{port}"))
-            .http_client(https_client())
+            .http_client(https_client(None))
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .build();
         let call = aws_sdk_dynamodb::Client::from_conf(config)

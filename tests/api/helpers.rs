@@ -63,7 +63,7 @@ impl TestApp {
         let suffix = format!("{:016x}", fastrand::u64(..));
         let table = format!("images-{suffix}");
         let bucket = format!("images-{suffix}");
-        let aws = startup::aws_config().await;
+        let aws = startup::aws_config().await.unwrap();
         let sqs = aws_sdk_sqs::Client::new(&aws);
         let queue_url = sqs
             .create_queue()

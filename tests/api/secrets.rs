@@ -8,7 +8,7 @@ use secrecy::SecretString;
 async fn keys_from_secrets_manager_verify_with_any_and_sign_with_the_first() {
     // GIVEN a secret listing a new key first and the dev key second
     let new_key = "rotated-key-0123456789abcdef0123456789abcdef";
-    let aws = image_delete::startup::aws_config().await;
+    let aws = image_delete::startup::aws_config().await.unwrap();
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let name = format!("jwt-{:016x}", fastrand::u64(..));
     let created = secrets

@@ -16,7 +16,7 @@ fn main() -> Result<(), Error> {
 
 async fn serve() -> Result<(), Error> {
     let config = Config::from_env()?;
-    let aws = startup::aws_config().await;
+    let aws = startup::aws_config().await?;
     let cleanup: &'static _ = Box::leak(Box::new(startup::cleanup(&config, &aws)?));
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = Deadline::of_invocation(event.context.deadline);

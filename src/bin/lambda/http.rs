@@ -17,7 +17,7 @@ fn main() -> Result<(), Error> {
 
 async fn serve() -> Result<(), Error> {
     let config = Config::from_env()?;
-    let aws = startup::aws_config().await;
+    let aws = startup::aws_config().await?;
     let api: &'static _ = Box::leak(Box::new(startup::api(&config, &aws).await?));
     // Every event is checked before lambda_http converts it (see `event`).
     lambda_runtime::run_concurrent(service_fn(
