@@ -71,6 +71,8 @@ def lambda_env(runtime, aws, extra=None):
     }
     if aws.ca_path:
         env["AWS_CA_BUNDLE"] = aws.ca_path  # HTTPS to fake-aws: trust its throwaway CA
+        # S3 under another name, as on AWS: its own connections and TLS sessions.
+        env["AWS_ENDPOINT_URL_S3"] = aws.url.replace("127.0.0.1", "localhost")
     if runtime is not None:
         env["AWS_LAMBDA_RUNTIME_API"] = runtime.address
     env.update(extra or {})
@@ -206,50 +208,165 @@ def warm_instructions(subject, n_ids):
 
 
 def first_request_tls(subject, sizes, walls=5):
-    """The first request after a cold start, over HTTPS (fake-aws with a throwaway CA):
-    its instructions (callgrind: exec -> next `/next` after it, less exec -> first
-    `/next`), the TLS handshakes it made, and its wall time (median of `walls` fresh
-    processes, D = 0); plus, for the ratio, a warm request of each size over TLS."""
+    """The first request after a cold start, over HTTPS (fake-aws with a throwaway CA;
+    DynamoDB and S3 under two names, as on AWS): its instructions (callgrind: exec ->
+    next `/next` after it, less exec -> first `/next`), the TLS handshakes during init
+    and during the request, and its wall time (median of `walls` fresh processes,
+    D = 0); plus, for the ratio, a warm request of each size over TLS."""
     to_next = instructions(subject, [], tls=True)
     figures = {"to_first_next": to_next}
     for n in sizes:
-        stats = {}
-        first = instructions(subject, [seeded_ids(n)], tls=True, stats=stats) - to_next
-        one = instructions(subject, [seeded_ids(n)], tls=True)
+        first = instructions(subject, [seeded_ids(n)], tls=True) - to_next
         three = instructions(subject, [seeded_ids(n)] * 3, tls=True)
+        runs = [first_request_wall(subject, n) for _ in range(walls)]
+        _, init, request = runs[0]
         figures[n] = {
             "instructions": first,
-            "warm_instructions": (three - one) / 2,
-            "tls_full": stats.get("tls_full"),
-            "tls_resumed": stats.get("tls_resumed"),
-            "wall_ms": median([first_request_wall(subject, n) for _ in range(walls)]),
+            "warm_instructions": (three - first - to_next) / 2,
+            "init_tls_full": init["tls_full"],
+            "tls_full": request["tls_full"],
+            "tls_resumed": request["tls_resumed"],
+            "wall_ms": median([wall for wall, _, _ in runs]),
         }
     if subject.name == "rust":
-        # The trade-off of PRECONNECT: init pays what the first request saves.
-        off = {"PRECONNECT": "false"}
-        to_next_off = instructions(subject, [], tls=True, extra=off)
-        first_off = instructions(subject, [seeded_ids(9)], tls=True, extra=off) - to_next_off
-        figures["preconnect_off"] = {"to_first_next": to_next_off, "first_9": first_off}
+        # PRECONNECT=true (off by default): init pays what the first request saves.
+        on = {"PRECONNECT": "true"}
+        to_next_on = instructions(subject, [], tls=True, extra=on)
+        first_on = instructions(subject, [seeded_ids(9)], tls=True, extra=on) - to_next_on
+        walls = [first_request_wall(subject, 9, on) for _ in range(walls)]
+        figures["preconnect_on"] = {
+            "to_first_next": to_next_on,
+            "first_9": first_on,
+            "first_9_over_warm": first_on / figures[9]["warm_instructions"],
+            "init_tls_full": walls[0][1]["tls_full"],
+            "request_tls_full": walls[0][2]["tls_full"],
+            "wall_ms": median([w for w, _, _ in walls]),
+        }
     return figures
 
 
-def first_request_wall(subject, n):
-    """Milliseconds from handing the first event to its answer, over HTTPS, D = 0."""
+def first_request_wall(subject, n, extra=None):
+    """Milliseconds from handing the first event to its answer, over HTTPS, D = 0, and
+    fake-aws's counters for init and for the request."""
     runtime, aws = FakeRuntime(), RustFakeAws(str(FAKE_AWS), 0.0, ALBUM, tls=True)
-    process = subject.start(lambda_env(runtime, aws))
+    process = subject.start(lambda_env(runtime, aws, extra))
     try:
         deadline = time.time() + 60
         while runtime.next_calls < 1 and time.time() < deadline and process.poll() is None:
             time.sleep(0.005)
+        init = aws.snapshot()
+        aws.reset()
         t0 = time.perf_counter_ns()
         runtime.events.put(event(seeded_ids(n)))
         at, response = answer(runtime)
         assert response["statusCode"] == 200, response
-        return (at - t0) / 1e6
+        return (at - t0) / 1e6, init, aws.snapshot()
     finally:
         stop(process)
         runtime.close()
         aws.close()
+
+
+ALBUM_OBJECTS_PER_IMAGE = 2
+S3_KEYS_PER_S = 3500  # S3: DELETE requests per second per partitioned prefix
+DDB_WRITES_PER_S = 4000  # DynamoDB: write units per second, a new on-demand table
+ALBUM_FLOOR = min(S3_KEYS_PER_S / ALBUM_OBJECTS_PER_IMAGE, DDB_WRITES_PER_S)
+
+
+def album_run(binary, images, delay_s, extra):
+    """One AlbumDeleted event for an album of `images` images (2 objects each) through
+    the release cleanup binary, against fake-aws holding the album as state and
+    enforcing S3's per-prefix and DynamoDB's write rates. Images per second, what is
+    left, the throttling met, and the timeline of records deleted per 250 ms."""
+    limits = {
+        "FAKE_AWS_ALBUM_IMAGES": str(images),
+        "FAKE_AWS_OBJECTS_PER_IMAGE": str(ALBUM_OBJECTS_PER_IMAGE),
+        "FAKE_AWS_S3_KEYS_PER_S": str(S3_KEYS_PER_S),
+        "FAKE_AWS_DDB_WRITES_PER_S": str(DDB_WRITES_PER_S),
+    }
+    runtime = FakeRuntime(deadline_s=900)  # Lambda's longest invocation
+    aws = RustFakeAws(str(FAKE_AWS), delay_s, ALBUM, env=limits)
+    env = lambda_env(runtime, aws, {
+        "AWS_LAMBDA_FUNCTION_NAME": "cleanup",
+        "AWS_ENDPOINT_URL_SQS": aws.url,
+        "CLEANUP_QUEUE_URL": f"{aws.url}/123456789012/cleanup",
+        **extra,
+    })
+    fixture = json.loads((ROOT / "events/cleanup/album-deleted.json").read_text())
+    fixture["detail"]["album_id"] = ALBUM
+    process = Subject("cleanup", [binary]).start(env)
+    try:
+        while runtime.next_calls < 1 and process.poll() is None:
+            time.sleep(0.005)
+        aws.reset()
+        t0 = time.perf_counter_ns()
+        runtime.events.put(fixture)
+        at, path, _ = runtime.answers.get(timeout=900)
+        wall = (at - t0) / 1e9
+        stats = aws.snapshot()
+    finally:
+        stop(process)
+        runtime.close()
+        aws.close()
+    album = stats["album"]
+    timeline = album["timeline_250ms"]
+    first = next((i for i, n in enumerate(timeline) if n), 0)
+    return {
+        "images": images,
+        "settings": extra,
+        "answered": "response" if path.endswith("/response") else "error",
+        "wall_s": wall,
+        "images_per_s": (images - album["images_left"]) / wall,
+        "images_left": album["images_left"],
+        "objects_left": album["objects_left"],
+        "slowdown_calls": album["slowdown_calls"],
+        "slowdown_keys": album["slowdown_keys"],
+        "throttled_writes": album["throttled_writes"],
+        "handoffs": stats["by_operation"].get("SendMessage", 0),
+        "requests": stats["requests"],
+        "timeline_250ms": timeline[first:],
+    }
+
+
+def album_figures(binary, delay_s, images):
+    """Today's design (pages of 1000 read ahead, adaptive retries) and the sequential
+    one it replaced (pages of 100, each read after the previous one is deleted)."""
+    print(f"[cleanup] album of {images} images, pipelined", file=sys.stderr)
+    pipelined = album_run(binary, images, delay_s, {})
+    print(f"[cleanup] album of {images} images, sequential", file=sys.stderr)
+    sequential = album_run(binary, images, delay_s, {"ALBUM_PAGE_SIZE": "100", "ALBUM_PREFETCH": "false"})
+    return {"floor_images_per_s": ALBUM_FLOOR, "pipelined": pipelined, "sequential": sequential}
+
+
+def album_chart(album, path):
+    """Images deleted over time, both designs, against the floor's line."""
+    width, height, left, bottom = 720, 320, 60, 280
+    runs = [("pipelined", "#2e7d32"), ("sequential", "#c62828")]
+    seconds = max(len(album[name]["timeline_250ms"]) for name, _ in runs) / 4 or 1
+    images = album["pipelined"]["images"]
+    x = lambda s: left + (width - left - 20) * s / seconds
+    y = lambda n: bottom - (bottom - 40) * n / images
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+        f'<text x="10" y="20" font-weight="bold">Album cleanup: images deleted over time ({images} images, 2 objects each)</text>',
+        f'<line x1="{left}" y1="{bottom}" x2="{width - 20}" y2="{bottom}" stroke="#000"/>',
+        f'<line x1="{left}" y1="{bottom}" x2="{left}" y2="40" stroke="#000"/>',
+        f'<text x="{left}" y="{bottom + 18}">0 s</text><text x="{width - 60}" y="{bottom + 18}">{seconds:.0f} s</text>',
+        f'<text x="5" y="44">{images}</text><text x="5" y="{bottom}">0</text>',
+    ]
+    floor_end = min(seconds, images / album["floor_images_per_s"])
+    parts.append(f'<line x1="{x(0):.1f}" y1="{y(0):.1f}" x2="{x(floor_end):.1f}" y2="{y(floor_end * album["floor_images_per_s"]):.1f}" stroke="#555" stroke-dasharray="6,4"/>')
+    parts.append(f'<text x="{x(floor_end) + 4:.1f}" y="{y(images) + 14:.1f}" fill="#555">floor {album["floor_images_per_s"]:.0f}/s</text>')
+    for i, (name, colour) in enumerate(runs):
+        total, points = 0, [f"{x(0):.1f},{y(0):.1f}"]
+        for slot, n in enumerate(album[name]["timeline_250ms"]):
+            total += n
+            points.append(f"{x((slot + 1) / 4):.1f},{y(total):.1f}")
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(points)}"/>')
+        rate = album[name]["images_per_s"]
+        parts.append(f'<text x="{left + 10}" y="{60 + 16 * i}" fill="{colour}">{name}: {rate:.0f} images/s</text>')
+    parts.append("</svg>")
+    pathlib.Path(path).write_text("\n".join(parts) + "\n")
 
 
 def seeded_ids(n):
@@ -263,6 +380,9 @@ def round_trips(subject, delay_s, concurrency):
     process = subject.start(env)
     results = []
     try:
+        # Init's own calls (PRECONNECT) are not the request's.
+        while runtime.next_calls < 1 and process.poll() is None:
+            time.sleep(0.005)
         for _ in range(2):
             aws.reset()
             runtime.events.put(event(random_ids(1000)))
@@ -309,21 +429,32 @@ def fmt(value, unit="", digits=1):
 
 
 def svg_chart(rows, path):
-    """A small horizontal bar chart of the headline figures against their targets."""
-    bar_rows = [(label, value, target) for label, value, target in rows if value is not None]
-    height = 40 + 34 * len(bar_rows)
+    """The headline figures, Rust (green when within target, red when not) beside the
+    Python peer (grey), each row on its own log scale (ratios reach 500x), with the
+    target as a black line. `rows`: (label, rust, peer or None, target or None)."""
+    import math
+
+    rows = [r for r in rows if r[1] is not None]
+    height = 50 + 44 * len(rows)
+    left, span = 290, 330
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="720" height="{height}" font-family="sans-serif" font-size="13">',
-        '<text x="10" y="22" font-weight="bold">image-delete: measured (bar) against target (line)</text>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="760" height="{height}" font-family="sans-serif" font-size="12">',
+        '<text x="10" y="20" font-weight="bold">image-delete (bars: Rust, grey: Python peer; line: target). Log scale per row.</text>',
     ]
-    for i, (label, value, target) in enumerate(bar_rows):
-        y = 40 + 34 * i
-        scale = 360 / max(value, target, 1e-9)
-        colour = "#2e7d32" if value <= target else "#c62828"
-        parts.append(f'<text x="10" y="{y + 16}">{label}</text>')
-        parts.append(f'<rect x="300" y="{y}" width="{value * scale:.1f}" height="20" fill="{colour}"/>')
-        parts.append(f'<line x1="{300 + target * scale:.1f}" y1="{y - 3}" x2="{300 + target * scale:.1f}" y2="{y + 23}" stroke="#000" stroke-width="2"/>')
-        parts.append(f'<text x="{300 + 365}" y="{y + 16}">{value:.2f}</text>')
+    for i, (label, rust, peer, target) in enumerate(rows):
+        y = 40 + 44 * i
+        values = [v for v in (rust, peer, target) if v]
+        lo, hi = min(values) / 3, max(values) * 1.5
+        x = lambda v: left + span * math.log10(v / lo) / math.log10(hi / lo)
+        colour = "#2e7d32" if target is None or rust <= target else "#c62828"
+        parts.append(f'<text x="10" y="{y + 14}">{label}</text>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{x(rust) - left:.1f}" height="14" fill="{colour}"/>')
+        parts.append(f'<text x="{x(rust) + 4:.1f}" y="{y + 12}">{rust:.3g}</text>')
+        if peer:
+            parts.append(f'<rect x="{left}" y="{y + 16}" width="{x(peer) - left:.1f}" height="14" fill="#9e9e9e"/>')
+            parts.append(f'<text x="{x(peer) + 4:.1f}" y="{y + 28}">{peer:.3g} ({peer / rust:.1f}x)</text>')
+        if target:
+            parts.append(f'<line x1="{x(target):.1f}" y1="{y - 3}" x2="{x(target):.1f}" y2="{y + 33}" stroke="#000" stroke-width="2"/>')
     parts.append("</svg>")
     pathlib.Path(path).write_text("\n".join(parts) + "\n")
 
@@ -357,8 +488,16 @@ def main():
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--skip-callgrind", action="store_true")
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--cleanup-binary", default=str(ROOT / "target/lambda/bench-cleanup/bootstrap"))
+    parser.add_argument("--album-images", type=int, default=100_000)
+    parser.add_argument("--only-album", action="store_true", help="run only the album cleanup rows")
     args = parser.parse_args()
 
+    run_album = args.album_images and os.path.exists(args.cleanup_binary)
+    album = album_figures(args.cleanup_binary, args.delay_ms / 1000, args.album_images) if run_album else None
+    if args.only_album:
+        print(json.dumps({k: v for k, v in album.items()}, default=str)[:2000])
+        return
     rust = measure(rust_subject(args.binary), args)
     peer = None if args.skip_peer else measure(python_subject(args.python), args)
     sizes = {
@@ -373,6 +512,7 @@ def main():
         "rust": rust,
         "python": peer,
         "sizes_mib": sizes,
+        "album": album,
     }
 
     def pick(figures, *path):
@@ -414,19 +554,38 @@ def main():
         row("seed requests / s, AWS_LAMBDA_MAX_CONCURRENCY=8", ("per_second_8",), "", 1, "~8x the above"),
     ]
     rows += [
-        row("TLS: instructions to first /next (PRECONNECT on)", ("first_tls", "to_first_next"), " M", scale=1e6),
-        row("TLS: instructions to first /next, PRECONNECT=false", ("first_tls", "preconnect_off", "to_first_next"), " M", scale=1e6),
-        row("TLS: 1st request, 9 ids, PRECONNECT=false: instructions", ("first_tls", "preconnect_off", "first_9"), " M", scale=1e6),
+        row("TLS: instructions to first /next", ("first_tls", "to_first_next"), " M", scale=1e6),
+        row("TLS, PRECONNECT=true: instructions to first /next", ("first_tls", "preconnect_on", "to_first_next"), " M", scale=1e6),
+        row("TLS, PRECONNECT=true: 1st request, 9 ids: instructions", ("first_tls", "preconnect_on", "first_9"), " M", scale=1e6),
+        row("TLS, PRECONNECT=true: 1st request, 9 ids: / warm TLS request", ("first_tls", "preconnect_on", "first_9_over_warm"), "", 2, "<= 2"),
+        row("TLS, PRECONNECT=true: 1st request, 9 ids: wall (D = 0)", ("first_tls", "preconnect_on", "wall_ms"), " ms"),
+        row("TLS, PRECONNECT=true: handshakes in init / 1st request (9 ids)", ("first_tls", "preconnect_on"),
+            transform=lambda f: f"{f['init_tls_full']} / {f['request_tls_full']}"),
     ]
     for n in (1, 9, 1000):
         rows += [
             row(f"TLS: 1st request after cold start, {n} ids: instructions", ("first_tls", n, "instructions"), " M", scale=1e6),
             row(f"TLS: 1st request, {n} ids: / warm TLS request", ("first_tls", n), "", 2,
-                "<= 2" if n == 9 else "", transform=lambda f: f["instructions"] / f["warm_instructions"]),
+                transform=lambda f: f["instructions"] / f["warm_instructions"]),
             row(f"TLS: 1st request, {n} ids: wall (D = 0)", ("first_tls", n, "wall_ms"), " ms"),
-            row(f"TLS: 1st request, {n} ids: handshakes full / resumed", ("first_tls", n),
-                transform=lambda f: f"{f['tls_full']} / {f['tls_resumed']}"),
+            row(f"TLS: 1st request, {n} ids: handshakes in init / request (resumed)", ("first_tls", n),
+                transform=lambda f: f"{f['init_tls_full']} / {f['tls_full']} ({f['tls_resumed']})"),
         ]
+    if album:
+        floor = album["floor_images_per_s"]
+        for name, label in (("pipelined", "pages of 1000 read ahead"), ("sequential", "pages of 100, one after another")):
+            run = album[name]
+            rows.append((
+                f"album of {run['images']}: images / s ({label})",
+                f"{run['images_per_s']:.0f} ({run['images_per_s'] / floor:.0%} of floor {floor:.0f})",
+                "", "", ">= 80 % of floor" if name == "pipelined" else "",
+            ))
+            rows.append((
+                f"album ({name}): left behind / SlowDown calls, keys / throttled writes / hand-offs",
+                f"{run['images_left']} images, {run['objects_left']} objects / {run['slowdown_calls']}, "
+                f"{run['slowdown_keys']} / {run['throttled_writes']} / {run['handoffs']}",
+                "", "", "0 left" if name == "pipelined" else "",
+            ))
     rows += [
         ("binary (stripped, x86_64)", fmt(sizes["binary"], " MiB", 2), "", "", "<= 8.5 MiB"),
         ("deployment zip x86_64", fmt(sizes["zip_x86_64"], " MiB", 2), "", "", "<= 3.5 MiB"),
@@ -445,18 +604,38 @@ def main():
         f"# Benchmark results ({results['date']}, {args.runs} cold starts, D = {args.delay_ms} ms)\n\n"
         f"Command: `make bench` (scripts/bench.sh -> bench/bench.py). Machine: {os.cpu_count()} cores.\n\n{text}\n"
     )
+    def both(*path, scale=1.0, transform=None):
+        values = []
+        for figures in (rust, peer):
+            value = pick(figures, *path)
+            if transform and value is not None:
+                value = transform(value)
+            values.append(value / scale if isinstance(value, (int, float)) else None)
+        return values
+
+    warm9_peer = both("warm_instructions", 9, scale=1e6)[1]
+    first9 = pick(rust, "first_tls", 9) or {}
     svg_chart(
         [
-            ("exec -> /next (ms)", median(rust["cold"]["exec_to_next_ms"]), 5.0),
-            ("instructions to /next (M)", (rust.get("instructions_to_first_next") or 0) / 1e6 or None, 4.0),
-            ("1000 ids wall / D", rust["round_trips_40"]["wall_over_d"], 3.5),
-            ("peak RSS (MiB)", rust["round_trips_40"]["peak_rss_mib"], 16 / 1.048576),
-            ("zip x86_64 (MiB)", sizes["zip_x86_64"], 3.5),
-            ("zip arm64 (MiB)", sizes["zip_arm64"], 3.5),
+            ("exec -> first /next (ms)", *both("cold", "exec_to_next_ms", transform=median), 5.0),
+            ("instructions to first /next (M)", *both("instructions_to_first_next", scale=1e6), 4.0),
+            ("warm instructions, 9 ids (M)", *both("warm_instructions", 9, scale=1e6), warm9_peer / 12 if warm9_peer else None),
+            ("warm instructions, 1000 ids (M)", *both("warm_instructions", 1000, scale=1e6), None),
+            ("TLS 1st request, 9 ids (M instr.)", *both("first_tls", 9, "instructions", scale=1e6), None),
+            ("same, PRECONNECT=true (M instr.)", (pick(rust, "first_tls", "preconnect_on", "first_9") or 0) / 1e6 or None,
+             None, 2 * first9["warm_instructions"] / 1e6 if first9 else None),
+            ("TLS 1st request, 9 ids (ms)", *both("first_tls", 9, "wall_ms"), None),
+            ("1000 ids wall / D (bound 40)", *both("round_trips_40", "wall_over_d"), 3.5),
+            ("peak RSS after 1000 ids (MiB)", *both("round_trips_40", "peak_rss_mib"), 16 / 1.048576),
+            ("binary x86_64 (MiB)", sizes["binary"], None, 8.5),
+            ("zip arm64 (MiB)", sizes["zip_arm64"], None, 3.5),
+            ("zip x86_64 (MiB)", sizes["zip_x86_64"], None, 3.5),
         ],
         out / "latest.svg",
     )
-    print("\nwritten: bench/results/latest.md, latest.json, latest.svg")
+    if album:
+        album_chart(album, out / "album.svg")
+    print("\nwritten: bench/results/latest.md, latest.json, latest.svg, album.svg")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def _read_body(handler):
 class FakeRuntime:
     """The Lambda Runtime API: hands out queued events and records the answers."""
 
-    def __init__(self):
+    def __init__(self, deadline_s=30):
+        self.deadline_s = deadline_s
         self.events = queue.Queue()
         self.answers = queue.Queue()
         self.first_next_ns = None
@@ -69,7 +70,7 @@ class FakeRuntime:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Lambda-Runtime-Aws-Request-Id", str(uuid.uuid4()))
-                self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30_000))
+                self.send_header("Lambda-Runtime-Deadline-Ms", str(int((time.time() + outer.deadline_s) * 1000)))
                 self.send_header(
                     "Lambda-Runtime-Invoked-Function-Arn",
                     "arn:aws:lambda:us-east-1:123456789012:function:delete-images",
@@ -107,7 +108,8 @@ class RustFakeAws:
     """bench/fakes' `fake-aws` (Rust, async), started on a free port: a Python server's
     own per-request cost would dominate the waves being measured."""
 
-    def __init__(self, binary, delay, album, tls=False):
+    def __init__(self, binary, delay, album, tls=False, env=None):
+        import os
         import subprocess
         import tempfile
         import urllib.request
@@ -116,7 +118,9 @@ class RustFakeAws:
         # With tls, fake-aws also serves HTTPS under a throwaway CA written here.
         self.ca_path = tempfile.NamedTemporaryFile(suffix=".pem", delete=False).name if tls else None
         args = [binary, str(delay * 1000), album] + ([self.ca_path] if tls else [])
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})}
+        )
         self.port = int(self.process.stdout.readline().strip())
         self.tls_port = int(self.process.stdout.readline().strip()) if tls else None
 

@@ -72,6 +72,17 @@ expect(bucket.get("VersioningConfiguration", {}).get("Fn::If", [None])[0] == "Re
 expect("NoncurrentVersionExpiration" in str(bucket.get("LifecycleConfiguration")),
        "noncurrent versions expire after the recovery window")
 
+# No role may list the bucket beyond the warm-up prefix (PRECONNECT).
+for name, resource in resources.items():
+    if resource.get("Type") != "AWS::IAM::Role":
+        continue
+    for policy in resource.get("Properties", {}).get("Policies", []):
+        for st in policy.get("PolicyDocument", {}).get("Statement", []):
+            actions = st.get("Action") if isinstance(st.get("Action"), list) else [st.get("Action")]
+            if "s3:ListBucket" in actions:
+                prefix = st.get("Condition", {}).get("StringEquals", {}).get("s3:prefix")
+                expect(prefix == ".warm-up/", f"{name} lists only the warm-up prefix")
+
 # The API's access log names the caller's address.
 access_log = str(props("ImagesApi").get("AccessLogSettings", {}).get("Format", ""))
 expect("$context.identity.sourceIp" in access_log, "the access log has the source IP")

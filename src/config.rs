@@ -38,6 +38,9 @@ pub struct Config {
     pub album_index: String,
     /// `ALBUM_PAGE_SIZE`: images deleted per page of an album cleanup.
     pub album_page_size: usize,
+    /// `ALBUM_PREFETCH` (`true` unless `false`): read an album's next page while the
+    /// current one is deleted (`false`: one after the other, as before).
+    pub album_prefetch: bool,
     /// `CLEANUP_QUEUE_URL`: where unfinished album cleanups are handed on.
     pub cleanup_queue_url: Option<String>,
     /// Set when any AWS endpoint is overridden: the function runs locally, against
@@ -46,8 +49,9 @@ pub struct Config {
     /// Set when `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` points at an emulator,
     /// which wants path-style S3 addressing.
     pub s3_path_style: bool,
-    /// `PRECONNECT` (`true` unless `false`): open and TLS-handshake one DynamoDB
-    /// connection during init, so the first request does not pay for it.
+    /// `PRECONNECT` (`false` unless `true`): open and TLS-handshake one connection
+    /// each to DynamoDB and S3 during init, so the first request does not pay for
+    /// them; worth it where init runs ahead of requests (provisioned concurrency).
     pub preconnect: bool,
 }
 
@@ -72,8 +76,9 @@ impl Config {
     /// step of a full request is one wave of round trips; measured at +1.2 MiB peak RSS
     /// over a bound of 16 (README, Benchmarks).
     pub const DEFAULT_CONCURRENCY: usize = 40;
-    /// One page is one `BatchGetItem` call's worth of ids.
-    pub const DEFAULT_ALBUM_PAGE_SIZE: usize = 100;
+    /// One page is what one request may hold: the core deletes it in concurrent
+    /// chunks (10 `BatchGetItem`, 1-2 `DeleteObjects`, 40 `BatchWriteItem` calls).
+    pub const DEFAULT_ALBUM_PAGE_SIZE: usize = 1000;
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -128,6 +133,7 @@ impl Config {
                 Self::DEFAULT_ALBUM_PAGE_SIZE,
                 1..=1000,
             )?,
+            album_prefetch: flag(&get, "ALBUM_PREFETCH", true)?,
             cleanup_queue_url: get("CLEANUP_QUEUE_URL"),
             local: [
                 "AWS_ENDPOINT_URL",
@@ -138,17 +144,25 @@ impl Config {
             .any(|name| get(name).is_some()),
             s3_path_style: get("AWS_ENDPOINT_URL_S3").is_some()
                 || get("AWS_ENDPOINT_URL").is_some(),
-            preconnect: match get("PRECONNECT").as_deref().map(str::trim) {
-                None | Some("true") => true,
-                Some("false") => false,
-                Some(_) => {
-                    return Err(ConfigError::Invalid {
-                        name: "PRECONNECT",
-                        why: "must be true or false".into(),
-                    });
-                }
-            },
+            preconnect: flag(&get, "PRECONNECT", false)?,
         })
+    }
+}
+
+/// A switch: `true` or `false`, `default` when unset.
+fn flag(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(_) => Err(ConfigError::Invalid {
+            name,
+            why: "must be true or false".into(),
+        }),
     }
 }
 
@@ -204,8 +218,9 @@ mod tests {
         assert_eq!(c.token_ttl_seconds, 14400);
         assert!(!c.s3_path_style);
         assert!(matches!(c.keys, Some(KeySource::Env(_))));
-        assert_eq!(c.album_page_size, 100);
-        assert!(c.preconnect);
+        assert_eq!(c.album_page_size, 1000);
+        assert!(c.album_prefetch);
+        assert!(!c.preconnect);
         assert!(c.cleanup_queue_url.is_none());
     }
 

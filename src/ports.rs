@@ -28,6 +28,11 @@ pub trait Catalog: Send + Sync {
         limit: usize,
         deadline: Deadline,
     ) -> Result<AlbumPage, StoreError>;
+
+    /// Opens what the first request would otherwise open (a connection, its TLS
+    /// session, the client's lazily built state) with a read that changes nothing.
+    /// Best effort: a failure only leaves the work to the first request.
+    async fn warm_up(&self, _deadline: Deadline) {}
 }
 
 /// A page of an album's image ids; `next` is where the following page starts.
@@ -49,6 +54,9 @@ pub trait HandOff: Send + Sync {
 pub trait ObjectStore: Send + Sync {
     /// Deletes the objects under `keys`. Deleting an absent object succeeds.
     async fn delete(&self, keys: &[ObjectKey], deadline: Deadline) -> Partial<ObjectKey>;
+
+    /// As `Catalog::warm_up`, for the object store.
+    async fn warm_up(&self, _deadline: Deadline) {}
 }
 
 /// What a catalog read found.

@@ -12,6 +12,7 @@ use crate::auth::{SigningKey, Tokens, keys_from_secret_text};
 use crate::config::{Config, ConfigError, DEV_SECRET, KeySource};
 use crate::domain::Deleter;
 use crate::http::Api;
+use crate::retry::Deadline;
 use crate::store::dynamodb::DynamoCatalog;
 use crate::store::payload_hash::RingPayloadHash;
 use crate::store::s3::S3ObjectStore;
@@ -176,66 +177,59 @@ pub async fn tokens(config: &Config, aws: &SdkConfig) -> Result<Tokens, InitErro
         .with_audience(config.jwt_audience.clone()))
 }
 
-/// Longest the init warm-up may take: Lambda bills init, and a slow endpoint must
-/// not hold the function back from serving.
-const PRECONNECT_BUDGET: Duration = Duration::from_millis(500);
-
-/// Opens, TLS-handshakes and pools one DynamoDB connection during init, with a
-/// read the role already may do: a consistent `BatchGetItem` of a key no image has
-/// (0.5 RCU, no side effect). The first request then reuses the connection, and
-/// rustls's session tickets from it let the request's further connections resume.
-/// The parsed root CAs and the HTTP connector are built here too. Any failure is
-/// only logged: the first request connects as it would have.
-async fn preconnect(config: &Config, aws: &SdkConfig) {
-    use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-    let client = aws_sdk_dynamodb::Client::new(aws);
-    let keys = KeysAndAttributes::builder()
-        .keys(std::collections::HashMap::from([(
-            "id".to_owned(),
-            AttributeValue::S("preconnect".to_owned()),
-        )]))
-        .projection_expression("id")
-        .build();
-    let Ok(keys) = keys else { return };
-    let call = client
-        .batch_get_item()
-        .request_items(config.table.clone(), keys)
-        .send();
-    match tokio::time::timeout(PRECONNECT_BUDGET, call).await {
-        Ok(Ok(_)) => tracing::debug!("preconnected to DynamoDB"),
-        Ok(Err(err)) => {
-            tracing::info!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(err), "preconnect failed")
-        }
-        Err(_) => tracing::info!("preconnect timed out"),
-    }
-}
+/// Longest the init warm-up may take: Lambda bills init (10 s at most), and a slow
+/// endpoint must not hold the function back from serving. In-region, a connection
+/// and handshake take milliseconds; under valgrind (`make bench`), about a second.
+const PRECONNECT_BUDGET: Duration = Duration::from_secs(2);
 
 /// The HTTP endpoint, ready to serve.
+///
+/// With `PRECONNECT`, the catalog's DynamoDB client is warmed up first
+/// (`Catalog::warm_up`): its connection and TLS session open, its lazily built state
+/// made, in init rather than in the first request. S3 is not: no S3 call the role may
+/// make is free of side effects (a delete of a missing key leaves a delete marker in a
+/// versioned bucket).
 pub async fn api(config: &Config, aws: &SdkConfig) -> Result<Api, InitError> {
+    let deleter = deleter(config, aws);
     if config.preconnect {
-        preconnect(config, aws).await;
+        deleter.warm_up(Deadline::after(PRECONNECT_BUDGET)).await;
     }
     Ok(Api::new(
-        deleter(config, aws),
+        deleter,
         tokens(config, aws).await?,
         config.max_ids,
         config.delete_abilities.clone(),
     ))
 }
 
-/// The cleanup triggers, ready to serve.
+/// Attempts per call of the cleanup triggers: no caller waits on them, and a large
+/// album runs into the services' rate limits by design.
+const CLEANUP_MAX_ATTEMPTS: u32 = 8;
+
+/// The cleanup triggers, ready to serve. Their clients retry in the SDK's adaptive
+/// mode: a throttling answer (S3 `SlowDown`, DynamoDB throttling) lowers a client-wide
+/// send rate that every concurrent call shares, and the rate recovers as calls
+/// succeed, so an album cleanup settles near the services' limits instead of
+/// retrying each call blindly.
 pub fn cleanup(config: &Config, aws: &SdkConfig) -> Result<Cleanup, InitError> {
     let queue_url = config
         .cleanup_queue_url
         .clone()
         .ok_or(ConfigError::Missing("CLEANUP_QUEUE_URL"))?;
+    let aws = &aws
+        .to_builder()
+        .retry_config(
+            aws_config::retry::RetryConfig::adaptive().with_max_attempts(CLEANUP_MAX_ATTEMPTS),
+        )
+        .build();
     let handoff = SqsHandOff::new(aws_sdk_sqs::Client::new(aws), queue_url);
     Ok(Cleanup::new(
         deleter(config, aws),
         Arc::new(handoff),
         config.max_ids,
         config.album_page_size,
-    ))
+    )
+    .with_album_prefetch(config.album_prefetch))
 }
 
 /// The async runtime: one thread on classic Lambda (one invocation at a time, the

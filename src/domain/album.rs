@@ -33,11 +33,14 @@ pub struct AlbumOutcome {
 
 impl Deleter {
     /// Deletes `album`'s images page by page (`page_size` ids each) with system
-    /// authority; stops before a page once less than `margin` is left.
+    /// authority; stops before a page once less than `margin` is left. With
+    /// `prefetch`, the next page of the album index is read while the current one
+    /// is deleted, so reading the index costs no round trip of its own after the first.
     pub async fn delete_album(
         &self,
         album: &AlbumId,
         page_size: usize,
+        prefetch: bool,
         deadline: Deadline,
         margin: Duration,
     ) -> AlbumOutcome {
@@ -50,39 +53,57 @@ impl Deleter {
             retries: 0,
             object_errors: 0,
         };
-        let mut after: Option<ImageId> = None;
-        loop {
-            if deadline.remaining() < margin {
-                outcome.progress = AlbumProgress::OutOfTime;
-                return outcome;
-            }
-            let page = match self
-                .catalog()
+        let read = |after: Option<ImageId>| async move {
+            self.catalog()
                 .album_page(album, after.as_ref(), page_size, deadline)
                 .await
-            {
-                Ok(page) => page,
+        };
+        if deadline.remaining() < margin {
+            outcome.progress = AlbumProgress::OutOfTime;
+            return outcome;
+        }
+        let mut page = read(None).await;
+        loop {
+            let current = match page {
+                Ok(current) => current,
                 Err(err) => {
                     outcome.progress = AlbumProgress::Stopped;
                     outcome.error = StoreError::worst(outcome.error, Some(err));
                     return outcome;
                 }
             };
-            let ids = ImageIds::from_ids(page.ids);
-            let result = self
-                .delete(&ids, Authority::System, deadline)
-                .await
-                .expect("system authority is never denied");
+            let ids = ImageIds::from_ids(current.ids);
+            let delete = async {
+                self.delete(&ids, Authority::System, deadline)
+                    .await
+                    .expect("system authority is never denied")
+            };
+            let (result, next) = match current.next {
+                Some(after) if prefetch => {
+                    let (result, next) =
+                        futures_util::future::join(delete, read(Some(after))).await;
+                    (result, Some(next))
+                }
+                Some(after) => {
+                    let result = delete.await;
+                    (result, Some(read(Some(after)).await))
+                }
+                None => (delete.await, None),
+            };
             outcome.deleted += result.deleted.len();
             outcome.objects_deleted += result.objects_deleted;
             outcome.failed.extend(result.failed);
             outcome.error = StoreError::worst(outcome.error, result.error);
             outcome.retries += result.retries;
             outcome.object_errors += result.object_errors;
-            match page.next {
-                Some(next) => after = Some(next),
-                None => return outcome,
+            let Some(next) = next else {
+                return outcome;
+            };
+            if deadline.remaining() < margin {
+                outcome.progress = AlbumProgress::OutOfTime;
+                return outcome;
             }
+            page = next;
         }
     }
 }
@@ -113,23 +134,26 @@ mod tests {
 
     #[tokio::test]
     async fn deletes_every_page_of_the_album_and_nothing_else() {
-        // GIVEN album "a" with 10 images and album "b" with one
-        let (catalog, objects, deleter) = world(10);
-        // WHEN album "a" is deleted three ids at a time
-        let album = AlbumId::parse("a").unwrap();
-        let outcome = deleter
-            .delete_album(
-                &album,
-                3,
-                Deadline::after(Duration::from_secs(5)),
-                Duration::ZERO,
-            )
-            .await;
-        // THEN all ten are gone over four pages and "b" is untouched
-        assert_eq!(outcome.progress, AlbumProgress::Done);
-        assert_eq!(outcome.deleted, 10);
-        assert_eq!(catalog.ids().len(), 1);
-        assert_eq!(objects.keys().len(), 1);
+        for prefetch in [true, false] {
+            // GIVEN album "a" with 10 images and album "b" with one
+            let (catalog, objects, deleter) = world(10);
+            // WHEN album "a" is deleted three ids at a time, pages read ahead or not
+            let album = AlbumId::parse("a").unwrap();
+            let outcome = deleter
+                .delete_album(
+                    &album,
+                    3,
+                    prefetch,
+                    Deadline::after(Duration::from_secs(5)),
+                    Duration::ZERO,
+                )
+                .await;
+            // THEN all ten are gone over four pages and "b" is untouched
+            assert_eq!(outcome.progress, AlbumProgress::Done, "{prefetch}");
+            assert_eq!(outcome.deleted, 10);
+            assert_eq!(catalog.ids().len(), 1);
+            assert_eq!(objects.keys().len(), 1);
+        }
     }
 
     #[tokio::test]
@@ -140,6 +164,7 @@ mod tests {
             .delete_album(
                 &album,
                 2,
+                true,
                 Deadline::after(Duration::from_millis(10)),
                 Duration::from_secs(1),
             )

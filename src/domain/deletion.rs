@@ -77,6 +77,16 @@ impl Deleter {
         self.catalog.as_ref()
     }
 
+    /// Readies both stores' clients before the first request (`Catalog::warm_up`),
+    /// at once.
+    pub async fn warm_up(&self, deadline: Deadline) {
+        futures_util::future::join(
+            self.catalog.warm_up(deadline),
+            self.objects.warm_up(deadline),
+        )
+        .await;
+    }
+
     /// Deletes objects whose records are already gone (records removed elsewhere).
     pub async fn purge_objects(
         &self,

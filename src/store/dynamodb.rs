@@ -247,6 +247,32 @@ impl Catalog for DynamoCatalog {
         })
     }
 
+    /// A consistent `BatchGetItem` of a key no image has (0.5 RCU; the role may
+    /// already read), through this very client: its connection, TLS session and
+    /// lazily built state are then ready for the first request.
+    async fn warm_up(&self, deadline: Deadline) {
+        const OP: &str = "DynamoDB BatchGetItem (warm-up)";
+        let keys = KeysAndAttributes::builder()
+            .keys(HashMap::from([(
+                ATTR_ID.to_owned(),
+                AttributeValue::S("warm-up".to_owned()),
+            )]))
+            .consistent_read(true)
+            .projection_expression("#id")
+            .expression_attribute_names("#id", ATTR_ID)
+            .build();
+        let Ok(keys) = keys else { return };
+        let sent = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, keys)
+            .send();
+        match send_before(deadline, OP, sent).await {
+            Ok(_) => tracing::debug!("warmed up the DynamoDB client"),
+            Err(err) => tracing::info!(error = %err, "warm-up failed; the first request connects"),
+        }
+    }
+
     async fn get(&self, ids: &[ImageId], deadline: Deadline) -> Lookup {
         in_chunks(ids, MAX_GET_BATCH, self.concurrency, |chunk| {
             self.get_chunk(chunk, deadline)
@@ -369,6 +395,33 @@ pub(crate) mod tests {
         assert!(lookup.found.is_empty() && lookup.unread.is_empty());
         assert_eq!(rule.num_calls(), 3);
         assert_eq!(max.load(Ordering::SeqCst), MAX_GET_BATCH);
+    }
+
+    #[tokio::test]
+    async fn the_warm_up_reads_one_key_no_image_has_and_shrugs_off_failure() {
+        // GIVEN a DynamoDB that answers, then one that throttles every read
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(|r| {
+            let keys = keys_of(r);
+            let request = &r.request_items().unwrap()[TABLE];
+            // THEN the warm-up is one consistent read of a key no image id can be
+            assert_eq!(request.consistent_read(), Some(true));
+            assert_eq!(keys.len(), 1);
+            let id = keys[0][ATTR_ID].as_s().unwrap();
+            assert!(ImageId::parse(id).is_err(), "{id}");
+            BatchGetItemOutput::builder().build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        DynamoCatalog::new(client, TABLE, 4)
+            .warm_up(deadline())
+            .await;
+        assert_eq!(rule.num_calls(), 1);
+        // WHEN it fails THEN it returns (before its deadline), and nothing else is sent
+        let throttled = throttled_reads();
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled]);
+        DynamoCatalog::new(client, TABLE, 4)
+            .warm_up(Deadline::after(Duration::from_millis(200)))
+            .await;
+        assert!(throttled.num_calls() >= 1);
     }
 
     /// A rule under which every `BatchGetItem` is throttled, as DynamoDB says it.

@@ -15,6 +15,9 @@ use crate::retry::{Backoff, Deadline};
 /// S3 caps `DeleteObjects` at 1000 keys per call.
 pub const MAX_DELETE_BATCH: usize = 1000;
 
+/// The prefix the warm-up lists (the role may list only it): no image key starts so.
+pub const WARM_UP_PREFIX: &str = ".warm-up/";
+
 /// Per-key error codes worth another try within the invocation.
 const TRANSIENT_CODES: &[&str] = &["InternalError", "ServiceUnavailable", "SlowDown"];
 
@@ -130,6 +133,25 @@ fn per_key_error(operation: &'static str, code: &str) -> StoreError {
 
 #[async_trait]
 impl ObjectStore for S3ObjectStore {
+    /// A `ListObjectsV2` of zero keys under a prefix no image has, through this very
+    /// client: no S3 call the role may make is freer of side effects (a delete of a
+    /// missing key leaves a delete marker in a versioned bucket). The role may list
+    /// only this prefix (`template.yaml`).
+    async fn warm_up(&self, deadline: Deadline) {
+        const OP: &str = "S3 ListObjectsV2 (warm-up)";
+        let sent = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(WARM_UP_PREFIX)
+            .max_keys(0)
+            .send();
+        match send_before(deadline, OP, sent).await {
+            Ok(_) => tracing::debug!("warmed up the S3 client"),
+            Err(err) => tracing::info!(error = %err, "warm-up failed; the first request connects"),
+        }
+    }
+
     async fn delete(&self, keys: &[ObjectKey], deadline: Deadline) -> Partial<ObjectKey> {
         in_chunks(keys, MAX_DELETE_BATCH, self.concurrency, |chunk| {
             self.delete_chunk(chunk, deadline)
@@ -258,5 +280,23 @@ mod tests {
         assert!(result.failed.is_empty());
         assert_eq!(rule.num_calls(), 3);
         assert_eq!(max.load(Ordering::SeqCst), MAX_DELETE_BATCH);
+    }
+
+    #[tokio::test]
+    async fn the_warm_up_lists_no_key_under_a_prefix_no_image_has() {
+        // GIVEN an S3 that checks what the warm-up asks
+        let rule = mock!(aws_sdk_s3::Client::list_objects_v2).then_compute_output(|r| {
+            // THEN zero keys, under the warm-up prefix only, of the bucket
+            assert_eq!(r.bucket(), Some("images"));
+            assert_eq!(r.prefix(), Some(WARM_UP_PREFIX));
+            assert_eq!(r.max_keys(), Some(0));
+            aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output::builder().build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+        // WHEN the store warms up
+        S3ObjectStore::new(client, "images", 4)
+            .warm_up(Deadline::after(Duration::from_secs(5)))
+            .await;
+        assert_eq!(rule.num_calls(), 1);
     }
 }

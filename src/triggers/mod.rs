@@ -60,6 +60,7 @@ pub struct Cleanup {
     handoff: Arc<dyn HandOff>,
     max_ids: usize,
     page_size: usize,
+    prefetch: bool,
     margin: Duration,
 }
 
@@ -75,8 +76,15 @@ impl Cleanup {
             handoff,
             max_ids,
             page_size,
+            prefetch: true,
             margin: HANDOFF_MARGIN,
         }
+    }
+
+    /// Whether album pages are read ahead (`Config::album_prefetch`).
+    pub fn with_album_prefetch(mut self, prefetch: bool) -> Self {
+        self.prefetch = prefetch;
+        self
     }
 
     /// Changes the hand-off margin (tests use short deadlines).
@@ -183,7 +191,7 @@ impl Cleanup {
             Job::Album(album) => {
                 let outcome = self
                     .deleter
-                    .delete_album(&album, self.page_size, deadline, self.margin)
+                    .delete_album(&album, self.page_size, self.prefetch, deadline, self.margin)
                     .await;
                 self.finish_album(&message.message_id, &album, outcome, metrics)
                     .await
@@ -265,7 +273,7 @@ impl Cleanup {
             })?;
         let outcome = self
             .deleter
-            .delete_album(&album, self.page_size, deadline, self.margin)
+            .delete_album(&album, self.page_size, self.prefetch, deadline, self.margin)
             .await;
         let failed = outcome.failed.len();
         if self.finish_album(&event.id, &album, outcome, metrics).await {

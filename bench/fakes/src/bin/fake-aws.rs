@@ -10,6 +10,16 @@
 //! Usage: fake-aws DELAY_MS ALBUM [CA_PEM_OUT]  -- prints the port it listens on, then
 //! serves. `GET /__stats` returns the counters as JSON; `POST /__reset` zeroes them.
 //!
+//! Album mode (`FAKE_AWS_ALBUM_IMAGES=N`): ALBUM holds N images of
+//! `FAKE_AWS_OBJECTS_PER_IMAGE` objects each, kept as state: `Query` pages through
+//! them, `BatchGetItem` answers from them, deletes remove them. It enforces the two
+//! rates that bound an album cleanup: S3 `FAKE_AWS_S3_KEYS_PER_S` keys deleted per
+//! second per prefix (every key of an album shares `albums/<album>/`; above it a call
+//! gets 503 `SlowDown`, or the keys beyond the budget a per-key `SlowDown`) and
+//! DynamoDB `FAKE_AWS_DDB_WRITES_PER_S` items written per second (above it,
+//! `ThrottlingException`). `/__stats` adds what is left and a timeline of records
+//! deleted per 250 ms.
+//!
 //! With CA_PEM_OUT it also serves HTTPS, as AWS endpoints do: it makes a throwaway
 //! CA (root and intermediate, as AWS chains are; ECDSA P-256, the only key type ring
 //! can generate), writes the root to CA_PEM_OUT for the client to trust
@@ -46,6 +56,185 @@ struct State {
     delay: Duration,
     album: String,
     stats: Mutex<Stats>,
+    world: Option<Mutex<World>>,
+}
+
+/// A token bucket: `rate` per second, at most one second's worth saved up.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(rate: f64) -> Self {
+        Self {
+            rate,
+            tokens: rate,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Up to `n` tokens, as many as there are.
+    fn take(&mut self, n: usize) -> usize {
+        let now = std::time::Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.last = now;
+        let granted = (self.tokens.floor() as usize).min(n);
+        self.tokens -= granted as f64;
+        granted
+    }
+}
+
+/// Album mode's state and limits.
+struct World {
+    /// id -> object keys, in id order (the album index's order here).
+    records: BTreeMap<String, Vec<String>>,
+    objects: std::collections::HashSet<String>,
+    s3: Bucket,
+    ddb: Bucket,
+    started: std::time::Instant,
+    /// Records deleted per 250 ms since start.
+    timeline: Vec<u64>,
+    slowdown_calls: u64,
+    slowdown_keys: u64,
+    throttled_writes: u64,
+}
+
+fn env_number(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl World {
+    fn from_env(album: &str) -> Option<Self> {
+        let images = env_number("FAKE_AWS_ALBUM_IMAGES", 0.0) as usize;
+        if images == 0 {
+            return None;
+        }
+        let per_image = env_number("FAKE_AWS_OBJECTS_PER_IMAGE", 2.0) as usize;
+        let mut records = BTreeMap::new();
+        let mut objects = std::collections::HashSet::new();
+        for i in 0..images {
+            let id = format!("5e1f0000-0000-4000-8000-{i:012}");
+            let keys: Vec<String> = (0..per_image)
+                .map(|k| format!("albums/{album}/{id}/{k}.jpg"))
+                .collect();
+            objects.extend(keys.iter().cloned());
+            records.insert(id, keys);
+        }
+        Some(Self {
+            records,
+            objects,
+            s3: Bucket::new(env_number("FAKE_AWS_S3_KEYS_PER_S", 3500.0)),
+            ddb: Bucket::new(env_number("FAKE_AWS_DDB_WRITES_PER_S", 4000.0)),
+            started: std::time::Instant::now(),
+            timeline: Vec::new(),
+            slowdown_calls: 0,
+            slowdown_keys: 0,
+            throttled_writes: 0,
+        })
+    }
+
+    fn record(&self, id: &str, album: &str) -> Option<Value> {
+        self.records.get(id).map(
+            |keys| json!({"id": {"S": id}, "album_id": {"S": album}, "object_keys": {"SS": keys}}),
+        )
+    }
+
+    fn query(&self, request: &Value, album: &str) -> Value {
+        let limit = request["Limit"].as_u64().unwrap_or(1000) as usize;
+        let start = request["ExclusiveStartKey"]["id"]["S"].as_str();
+        let range = match start {
+            Some(after) => self
+                .records
+                .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => self.records.range::<str, _>(..),
+        };
+        let ids: Vec<&String> = range.take(limit + 1).map(|(id, _)| id).collect();
+        let page = &ids[..ids.len().min(limit)];
+        let items: Vec<Value> = page
+            .iter()
+            .map(|id| json!({"id": {"S": id}, "album_id": {"S": album}}))
+            .collect();
+        let mut answer = json!({"Items": items, "Count": page.len()});
+        if ids.len() > limit {
+            let last = page[page.len() - 1];
+            answer["LastEvaluatedKey"] = json!({"id": {"S": last}, "album_id": {"S": album}});
+        }
+        answer
+    }
+
+    /// All or nothing, as DynamoDB throttles a whole call.
+    fn batch_write(&mut self, request: &Value) -> bool {
+        let ids: Vec<String> = request["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flat_map(|tables| tables.values())
+            .flat_map(|writes| writes.as_array().cloned().unwrap_or_default())
+            .filter_map(|w| {
+                w["DeleteRequest"]["Key"]["id"]["S"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        let granted = self.ddb.take(ids.len());
+        if granted < ids.len() {
+            self.throttled_writes += 1;
+            self.ddb.tokens += granted as f64; // a refused call spends nothing
+            return false;
+        }
+        let mut removed = 0;
+        for id in ids {
+            removed += u64::from(self.records.remove(&id).is_some());
+        }
+        let slot = (self.started.elapsed().as_millis() / 250) as usize;
+        if self.timeline.len() <= slot {
+            self.timeline.resize(slot + 1, 0);
+        }
+        self.timeline[slot] += removed;
+        true
+    }
+
+    /// Deletes what the prefix's budget allows; the keys beyond it get `SlowDown`.
+    fn delete_objects(&mut self, keys: Vec<String>) -> Option<Vec<String>> {
+        let granted = self.s3.take(keys.len());
+        if granted == 0 {
+            self.slowdown_calls += 1;
+            return None;
+        }
+        let refused = keys[granted..].to_vec();
+        self.slowdown_keys += refused.len() as u64;
+        for key in &keys[..granted] {
+            self.objects.remove(key);
+        }
+        Some(refused)
+    }
+}
+
+/// The `<Key>` values of a DeleteObjects body, unescaped.
+fn xml_keys(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    text.split("<Key>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</Key>").map(|(key, _)| key))
+        .map(|key| {
+            key.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -64,6 +253,9 @@ impl State {
         body: &[u8],
     ) -> (&'static str, Response<Full<Bytes>>) {
         const JSON: &str = "application/x-amz-json-1.0";
+        if let Some(world) = &self.world {
+            return self.answer_album(&mut world.lock().unwrap(), target, query, body);
+        }
         if target.ends_with(".BatchGetItem") {
             let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             let mut responses = serde_json::Map::new();
@@ -104,9 +296,98 @@ impl State {
         }
     }
 
+    /// Album mode's answers, from and to the world's state.
+    fn answer_album(
+        &self,
+        world: &mut World,
+        target: &str,
+        query: &str,
+        body: &[u8],
+    ) -> (&'static str, Response<Full<Bytes>>) {
+        const JSON: &str = "application/x-amz-json-1.0";
+        let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        if target.ends_with(".Query") {
+            let answer = world.query(&request, &self.album);
+            ("Query", reply(200, JSON, answer.to_string()))
+        } else if target.ends_with(".BatchGetItem") {
+            let mut responses = serde_json::Map::new();
+            for (table, spec) in request["RequestItems"].as_object().into_iter().flatten() {
+                let items: Vec<Value> = spec["Keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|key| world.record(key["id"]["S"].as_str()?, &self.album))
+                    .collect();
+                responses.insert(table.clone(), Value::Array(items));
+            }
+            let answer = json!({"Responses": responses, "UnprocessedKeys": {}});
+            ("BatchGetItem", reply(200, JSON, answer.to_string()))
+        } else if target.ends_with(".BatchWriteItem") {
+            if world.batch_write(&request) {
+                (
+                    "BatchWriteItem",
+                    reply(200, JSON, r#"{"UnprocessedItems":{}}"#),
+                )
+            } else {
+                let throttled = r#"{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Throughput exceeds the current capacity of your table or index."}"#;
+                ("BatchWriteItem throttled", reply(400, JSON, throttled))
+            }
+        } else if query
+            .split('&')
+            .any(|p| p == "delete" || p.starts_with("delete="))
+        {
+            match world.delete_objects(xml_keys(body)) {
+                None => {
+                    let slow = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                    (
+                        "DeleteObjects SlowDown",
+                        reply(503, "application/xml", slow),
+                    )
+                }
+                Some(refused) => {
+                    let errors: String = refused
+                        .iter()
+                        .map(|k| format!("<Error><Key>{}</Key><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>", xml_escape(k)))
+                        .collect();
+                    let answer = format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{errors}</DeleteResult>"
+                    );
+                    ("DeleteObjects", reply(200, "application/xml", answer))
+                }
+            }
+        } else if target.ends_with(".SendMessage") {
+            // The hand-off of an unfinished album (counted: the bench expects none).
+            (
+                "SendMessage",
+                reply(
+                    200,
+                    JSON,
+                    r#"{"MessageId":"00000000-0000-0000-0000-000000000000"}"#,
+                ),
+            )
+        } else {
+            (
+                "unexpected",
+                reply(400, JSON, r#"{"__type":"UnknownOperationException"}"#),
+            )
+        }
+    }
+
     fn stats_json(&self) -> String {
         let s = self.stats.lock().unwrap();
+        let album = self.world.as_ref().map(|w| {
+            let w = w.lock().unwrap();
+            json!({
+                "images_left": w.records.len(),
+                "objects_left": w.objects.len(),
+                "timeline_250ms": w.timeline,
+                "slowdown_calls": w.slowdown_calls,
+                "slowdown_keys": w.slowdown_keys,
+                "throttled_writes": w.throttled_writes,
+            })
+        });
         json!({
+            "album": album,
             "requests": s.requests,
             "by_operation": s.by_operation,
             "connections": s.connections,
@@ -225,10 +506,12 @@ async fn main() -> std::io::Result<()> {
     let delay_ms: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20.0);
     let album = args.next().unwrap_or_else(|| "00100000123BB121".to_owned());
     let ca_out = args.next();
+    let world = World::from_env(&album).map(Mutex::new);
     let state = Arc::new(State {
         delay: Duration::from_secs_f64(delay_ms / 1000.0),
         album,
         stats: Mutex::new(Stats::default()),
+        world,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?.port());
