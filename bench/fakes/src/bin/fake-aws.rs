@@ -215,6 +215,21 @@ impl World {
     }
 }
 
+/// A BatchGetItem answer: `record` of each requested id, where it has one.
+fn batch_get_answer(request: &Value, record: impl Fn(&str) -> Option<Value>) -> String {
+    let mut responses = serde_json::Map::new();
+    for (table, spec) in request["RequestItems"].as_object().into_iter().flatten() {
+        let items: Vec<Value> = spec["Keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|key| record(key["id"]["S"].as_str().unwrap_or_default()))
+            .collect();
+        responses.insert(table.clone(), Value::Array(items));
+    }
+    json!({"Responses": responses, "UnprocessedKeys": {}}).to_string()
+}
+
 /// The `<Key>` values of a DeleteObjects body, unescaped.
 fn xml_keys(body: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(body);
@@ -258,25 +273,15 @@ impl State {
         }
         if target.ends_with(".BatchGetItem") {
             let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-            let mut responses = serde_json::Map::new();
-            for (table, spec) in request["RequestItems"].as_object().into_iter().flatten() {
-                let items: Vec<Value> = spec["Keys"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|key| {
-                        let id = key["id"]["S"].as_str().unwrap_or_default();
-                        json!({
-                            "id": {"S": id},
-                            "album_id": {"S": self.album},
-                            "object_keys": {"SS": [format!("albums/{}/{id}/original.jpg", self.album)]},
-                        })
-                    })
-                    .collect();
-                responses.insert(table.clone(), Value::Array(items));
-            }
-            let answer = json!({"Responses": responses, "UnprocessedKeys": {}});
-            ("BatchGetItem", reply(200, JSON, answer.to_string()))
+            // Every requested record exists, in ALBUM, with one object.
+            let answer = batch_get_answer(&request, |id| {
+                Some(json!({
+                    "id": {"S": id},
+                    "album_id": {"S": self.album},
+                    "object_keys": {"SS": [format!("albums/{}/{id}/original.jpg", self.album)]},
+                }))
+            });
+            ("BatchGetItem", reply(200, JSON, answer))
         } else if target.ends_with(".BatchWriteItem") {
             (
                 "BatchWriteItem",
@@ -310,18 +315,8 @@ impl State {
             let answer = world.query(&request, &self.album);
             ("Query", reply(200, JSON, answer.to_string()))
         } else if target.ends_with(".BatchGetItem") {
-            let mut responses = serde_json::Map::new();
-            for (table, spec) in request["RequestItems"].as_object().into_iter().flatten() {
-                let items: Vec<Value> = spec["Keys"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|key| world.record(key["id"]["S"].as_str()?, &self.album))
-                    .collect();
-                responses.insert(table.clone(), Value::Array(items));
-            }
-            let answer = json!({"Responses": responses, "UnprocessedKeys": {}});
-            ("BatchGetItem", reply(200, JSON, answer.to_string()))
+            let answer = batch_get_answer(&request, |id| world.record(id, &self.album));
+            ("BatchGetItem", reply(200, JSON, answer))
         } else if target.ends_with(".BatchWriteItem") {
             if world.batch_write(&request) {
                 (
