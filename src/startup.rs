@@ -184,11 +184,10 @@ const PRECONNECT_BUDGET: Duration = Duration::from_secs(2);
 
 /// The HTTP endpoint, ready to serve.
 ///
-/// With `PRECONNECT`, the catalog's DynamoDB client is warmed up first
-/// (`Catalog::warm_up`): its connection and TLS session open, its lazily built state
-/// made, in init rather than in the first request. S3 is not: no S3 call the role may
-/// make is free of side effects (a delete of a missing key leaves a delete marker in a
-/// versioned bucket).
+/// With `PRECONNECT`, both stores' clients are warmed up first (`Deleter::warm_up`):
+/// their connections and TLS sessions open, their lazily built state made, in init
+/// rather than in the first request. Off by default: on an on-demand cold start the
+/// caller waits for init and the first request alike (README, Benchmarks).
 pub async fn api(config: &Config, aws: &SdkConfig) -> Result<Api, InitError> {
     let deleter = deleter(config, aws);
     if config.preconnect {

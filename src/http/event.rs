@@ -57,8 +57,8 @@ impl From<NotHttp> for lambda_http::lambda_runtime::Diagnostic {
 /// HTTP shape is an invocation error.
 ///
 /// The event arrives as raw JSON text: it is parsed once into lambda_http's request
-/// type and scanned once more for the two query maps only (a `serde_json::Value` of
-/// the whole event cost 7 % of a warm request's instructions).
+/// type and scanned once more for the two query maps only, rather than built into a
+/// `serde_json::Value` of the whole event and converted from that.
 pub async fn answer(
     api: &Api,
     event: LambdaEvent<Box<RawValue>>,
