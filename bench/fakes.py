@@ -104,6 +104,45 @@ class FakeRuntime:
         self.server.server_close()
 
 
+_RSA_CHAIN = None
+
+
+def rsa_chain():
+    """A throwaway RSA 2048 chain (root, intermediate, server certificate for
+    127.0.0.1 and localhost), as AWS endpoints present, made once per run with
+    openssl; None where openssl is missing (fake-aws then makes an ECDSA chain)."""
+    global _RSA_CHAIN
+    if _RSA_CHAIN is not None:
+        return _RSA_CHAIN or None
+    import shutil
+    import subprocess
+    import tempfile
+
+    if not shutil.which("openssl"):
+        _RSA_CHAIN = ""
+        return None
+    d = tempfile.mkdtemp(prefix="fake-aws-tls-")
+    ca = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+    leaf = "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    for name, text in (("ca.ext", ca), ("leaf.ext", leaf)):
+        with open(f"{d}/{name}", "w") as f:
+            f.write(text)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "root.key", "-out", "root.pem",
+        "-days", "2", "-subj", "/CN=fake-aws root", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, issuer, subject, ext in (("mid", "root", "/CN=fake-aws intermediate", "ca.ext"),
+                                       ("leaf", "mid", "/CN=localhost", "leaf.ext")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", f"{issuer}.pem", "-CAkey", f"{issuer}.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", ext)
+    _RSA_CHAIN = d
+    return d
+
+
 class RustFakeAws:
     """bench/fakes' `fake-aws` (Rust, async), started on a free port: a Python server's
     own per-request cost would dominate the waves being measured."""
@@ -118,6 +157,8 @@ class RustFakeAws:
         # With tls, fake-aws also serves HTTPS under a throwaway CA written here.
         self.ca_path = tempfile.NamedTemporaryFile(suffix=".pem", delete=False).name if tls else None
         args = [binary, str(delay * 1000), album] + ([self.ca_path] if tls else [])
+        chain = rsa_chain() if tls else None
+        env = {**(env or {}), **({"FAKE_AWS_TLS_CHAIN": chain} if chain else {})}
         self.process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})}
         )

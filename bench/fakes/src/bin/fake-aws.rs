@@ -20,9 +20,10 @@
 //! `ThrottlingException`). `/__stats` adds what is left and a timeline of records
 //! deleted per 250 ms.
 //!
-//! With CA_PEM_OUT it also serves HTTPS, as AWS endpoints do: it makes a throwaway
-//! CA (root and intermediate, as AWS chains are; ECDSA P-256, the only key type ring
-//! can generate), writes the root to CA_PEM_OUT for the client to trust
+//! With CA_PEM_OUT it also serves HTTPS, as AWS endpoints do, under a throwaway CA
+//! (root and intermediate, as AWS chains are): RSA 2048 from `FAKE_AWS_TLS_CHAIN`
+//! when the bench made one, else ECDSA P-256 made here. It writes the root to
+//! CA_PEM_OUT for the client to trust
 //! (`AWS_CA_BUNDLE`), and prints a second line: the TLS port (certificate for
 //! `localhost` and 127.0.0.1). TLS handshakes are counted, full and resumed apart.
 
@@ -457,9 +458,40 @@ where
     });
 }
 
-/// A root CA, an intermediate signed by it, and a server certificate signed by the
-/// intermediate; the root written to `ca_out`. The server's rustls config.
+/// The server's rustls config: from `FAKE_AWS_TLS_CHAIN`, a directory holding
+/// `leaf.pem`, `mid.pem` and `leaf.key` (the bench makes an RSA 2048 chain there, as
+/// AWS endpoints have, with openssl), or else a chain made here (`own_chain`).
 fn tls_config(ca_out: &str) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (chain, key) = match std::env::var("FAKE_AWS_TLS_CHAIN") {
+        Ok(dir) => {
+            let dir = std::path::Path::new(&dir);
+            let cert = |name| CertificateDer::from_pem_file(dir.join(name)).expect("a certificate");
+            let key = PrivateKeyDer::from_pem_file(dir.join("leaf.key")).expect("a key");
+            std::fs::copy(dir.join("root.pem"), ca_out).expect("the CA file is writable");
+            (vec![cert("leaf.pem"), cert("mid.pem")], key)
+        }
+        Err(_) => own_chain(ca_out),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("a server certificate");
+    Arc::new(config)
+}
+
+/// A root CA, an intermediate signed by it, and a server certificate signed by the
+/// intermediate (ECDSA P-256: the only keys ring makes); the root written to `ca_out`.
+fn own_chain(
+    ca_out: &str,
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca = |name: &str| {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -485,14 +517,7 @@ fn tls_config(ca_out: &str) -> Arc<rustls::ServerConfig> {
     let leaf = leaf_params.signed_by(&leaf_key, &mid_issuer).expect("leaf");
     std::fs::write(ca_out, root.pem()).expect("the CA file is writable");
     let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("a key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), mid.der().clone()], key)
-        .expect("a server certificate");
-    Arc::new(config)
+    (vec![leaf.der().clone(), mid.der().clone()], key)
 }
 
 #[tokio::main(flavor = "current_thread")]
