@@ -173,10 +173,9 @@ def callgrind_totals(path):
     raise RuntimeError("no callgrind totals")
 
 
-def instructions(subject, requests, tls=False, stats=None, extra=None):
+def instructions(subject, requests, tls=False, extra=None):
     """Instructions (callgrind) from exec until the function, having answered
-    `requests`, asks for the next event; the run is stopped there. With `stats` (a
-    dict), fake-aws's counters are stored in it."""
+    `requests`, asks for the next event; the run is stopped there."""
     runtime, aws = FakeRuntime(), RustFakeAws(str(FAKE_AWS), 0.0, ALBUM, tls=tls)
     out = tempfile.NamedTemporaryFile(suffix=".callgrind", delete=False).name
     for ids in requests:
@@ -190,8 +189,6 @@ def instructions(subject, requests, tls=False, stats=None, extra=None):
         for _ in requests:
             answer(runtime, timeout=1)
         stop(process)
-        if stats is not None:
-            stats.update(aws.snapshot())
         return callgrind_totals(out)
     finally:
         runtime.close()

@@ -164,8 +164,8 @@ struct Plan<'a> {
     service: Cow<'a, str>,
     method: &'a str,
     path: &'a str,
-    /// `key=value` pairs, sorted.
-    query: Vec<&'a str>,
+    /// (key, value) pairs, sorted (`key` alone has the empty value).
+    query: Vec<(&'a str, &'a str)>,
     /// Lowercase names and values, sorted, host and the `x-amz-*` headers signing adds
     /// included (the date and payload hash written at signing time).
     headers: Vec<(&'a str, Cow<'a, str>)>,
@@ -314,25 +314,20 @@ fn plain_path(path: &str) -> bool {
         })
 }
 
-/// The query's `key=value` pairs (`key` alone becomes `key=`), sorted, when every key
-/// and value is unreserved (their encoded form is themselves).
-fn plain_query(query: &str) -> Option<Vec<&str>> {
+/// The query's (key, value) pairs (`key` alone has the empty value), sorted, when
+/// every key and value is unreserved (their encoded form is themselves).
+fn plain_query(query: &str) -> Option<Vec<(&str, &str)>> {
     let mut pairs = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         if key.is_empty() || !key.bytes().chain(value.bytes()).all(unreserved) {
             return None;
         }
-        pairs.push(pair);
+        pairs.push((key, value));
     }
-    // Sorted as (key, value), which for unreserved text is the order of `key=value`
-    // only if no key is a prefix of another: keep the simple case simple.
-    pairs.sort_unstable_by(|a, b| split_pair(a).cmp(&split_pair(b)));
+    // SigV4 sorts the encoded pairs; unreserved text is its own encoding.
+    pairs.sort_unstable();
     Some(pairs)
-}
-
-fn split_pair(pair: &str) -> (&str, &str) {
-    pair.split_once('=').unwrap_or((pair, ""))
 }
 
 /// A header value with no spaces to trim or collapse, in visible ASCII.
@@ -353,14 +348,13 @@ impl CachedSigV4Signer {
         creq.push('\n');
         creq.push_str(plan.path);
         creq.push('\n');
-        for (i, pair) in plan.query.iter().enumerate() {
+        for (i, (key, value)) in plan.query.iter().enumerate() {
             if i > 0 {
                 creq.push('&');
             }
-            creq.push_str(pair);
-            if !pair.contains('=') {
-                creq.push('=');
-            }
+            creq.push_str(key);
+            creq.push('=');
+            creq.push_str(value);
         }
         creq.push('\n');
         for (name, value) in &plan.headers {
