@@ -13,7 +13,7 @@ eval "$(scripts/emulators.sh endpoints)"
 export CHAOS_REQUESTS=${CHAOS_REQUESTS:-400} CHAOS_SEEDS=${CHAOS_SEEDS:-11,12,13} CHAOS_RATE=${CHAOS_RATE:-0.35}
 out=$(mktemp)
 status=0
-cargo nextest run --locked --test api random_faults_lose_nothing --no-capture >"$out" 2>&1 || status=$?
+scripts/cargo-tests.sh --no-capture --locked --test api random_faults_lose_nothing >"$out" 2>&1 || status=$?
 grep -E '^(chaos|  violation)' "$out" || tail -n 40 "$out"
 rm -f "$out"
 exit $status

@@ -8,7 +8,7 @@ export DYNAMODB_PORT=${TEST_DYNAMODB_PORT:-18000} MOTO_PORT=${TEST_MOTO_PORT:-15
 trap 'scripts/emulators.sh stop test' EXIT
 scripts/emulators.sh start test
 eval "$(scripts/emulators.sh endpoints)"
-cargo nextest run --locked --all-targets --no-fail-fast
+scripts/cargo-tests.sh --locked --all-targets --no-fail-fast
 # The HTTP binary linked with panic=abort, as release builds are (only the binary is
 # rebuilt: crates built for unwinding link into an aborting binary), fed every crafted
 # event that once aborted it, alone and under managed concurrency.

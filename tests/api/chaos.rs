@@ -270,6 +270,9 @@ struct Summary {
     violations: Vec<String>,
     /// Images gone but not reported where the function said it could not confirm.
     unconfirmed: usize,
+    /// Requests with at least one such image: one failed re-read covers every id of
+    /// its request, so images come in bursts.
+    unconfirmed_requests: usize,
     replayed: usize,
     stuck: usize,
     faults: HashMap<String, u64>,
@@ -286,6 +289,7 @@ impl Summary {
         }
         self.violations.extend(other.violations.iter().cloned());
         self.unconfirmed += other.unconfirmed;
+        self.unconfirmed_requests += other.unconfirmed_requests;
         self.replayed += other.replayed;
         self.stuck += other.stuck;
     }
@@ -311,11 +315,12 @@ impl Summary {
         faults.sort();
         format!(
             "chaos: seed {seed}, rate {rate}, {} requests {statuses:?}, {} AWS calls, faults {faults:?}, \
-             {} violations, {} unconfirmed (gone, not reported: re-read failed), {} replayed, {} stuck ids",
+             {} violations, {} unconfirmed in {} requests (gone, not reported: re-read failed), {} replayed, {} stuck ids",
             self.requests,
             self.faults.get("calls").copied().unwrap_or(0),
             self.violations.len(),
             self.unconfirmed,
+            self.unconfirmed_requests,
             self.replayed,
             self.stuck,
         )
@@ -418,6 +423,7 @@ async fn run(seed: u64, requests: usize, rate: f64, lie: bool) -> Summary {
     for (planned, (violations, unconfirmed, status, left)) in results {
         summary.violations.extend(violations);
         summary.unconfirmed += unconfirmed;
+        summary.unconfirmed_requests += usize::from(unconfirmed > 0);
         *summary.statuses.entry(status).or_default() += 1;
         if left {
             unfinished.push(planned);
