@@ -12,11 +12,12 @@ export SAM_CLI_TELEMETRY := 0
 TEST_DYNAMODB_PORT ?= 18000
 TEST_MOTO_PORT ?= 15000
 
-.PHONY: help tools run test unit lint-rust lint-template fmt bench crafted-release chaos fuzz
+.PHONY: help tools run test build unit lint-rust lint-template fmt bench crafted-release chaos fuzz
 
 help:
 	@echo "make run    run the function locally against local DynamoDB/S3 with demo data"
 	@echo "make test   run every test (starts its own emulators)"
+	@echo "make build  build the deploy artifact (sam build: arm64, every function)"
 	@echo "make fmt    format the code"
 	@echo "make bench  build for release and print benchmark figures"
 
@@ -28,6 +29,11 @@ run: tools
 
 test: tools lint-rust
 	@scripts/test.sh
+
+# The deploy artifact, as `sam deploy` ships it (.aws-sam/build): every function built
+# by cargo-lambda for arm64 in release. CI runs it after make test (.ci/run).
+build: tools
+	PATH="$(CURDIR)/.tools/py/bin:$$PATH" .tools/sam/bin/sam build
 
 lint-rust:
 	cargo fmt --all -- --check

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Checks the security promises of template.yaml that cfn-lint cannot know about:
 the cleanup triggers accept only their producers, the table cannot be deleted by
-accident, and the recovery window and read ceiling are wired. Run by
+accident, the recovery window and read ceiling are wired, and the HTTP API routes
+exactly the operations of openapi.yaml. Run by
 `make lint-template` (and so by `make test`) with the Python of .tools/sam, whose
 cfn-lint reads CloudFormation's YAML tags.
 """
 import sys
+import tomllib
 from pathlib import Path
 
+import yaml
 from cfnlint.decode import decode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +89,36 @@ for name, resource in resources.items():
 # The API's access log names the caller's address.
 access_log = str(props("ImagesApi").get("AccessLogSettings", {}).get("Format", ""))
 expect("$context.identity.sourceIp" in access_log, "the access log has the source IP")
+
+# The HTTP API routes exactly what openapi.yaml describes: same paths, same methods.
+routes = set()
+for name, resource in resources.items():
+    for event in resource.get("Properties", {}).get("Events", {}).values():
+        if event.get("Type") == "HttpApi":
+            routes.add((event["Properties"]["Method"].upper(), event["Properties"]["Path"]))
+openapi = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+documented = {
+    (method.upper(), path)
+    for path, item in openapi.get("paths", {}).items()
+    for method in item
+    if method in HTTP_METHODS
+}
+expect(routes == documented, f"the HTTP API's routes {sorted(routes)} are openapi.yaml's {sorted(documented)}")
+
+# `cargo lambda deploy` gives the HTTP function the template's settings (Cargo.toml).
+deploy = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["metadata"]["lambda"]["bin"]["delete-images"]["deploy"]
+function = props("DeleteImagesFunction")
+globals_ = template.get("Globals", {}).get("Function", {})
+sam_settings = {
+    "memory": function.get("MemorySize", globals_.get("MemorySize")),
+    "timeout": function.get("Timeout", globals_.get("Timeout")),
+    "tracing": str(function.get("Tracing", globals_.get("Tracing"))).lower(),
+    "runtime": function.get("Runtime", globals_.get("Runtime")),
+    "description": function.get("Description"),
+}
+cargo_settings = {key: deploy.get(key) for key in sam_settings}
+expect(cargo_settings == sam_settings, f"Cargo.toml's deploy settings {cargo_settings} are the template's {sam_settings}")
 
 for failure in failures:
     print(f"template.yaml: missing: {failure}", file=sys.stderr)

@@ -2,11 +2,12 @@
 # Installs the pinned local tools into git-ignored folders of the project:
 #   .tools/py    cargo-lambda (with zig), moto[server] (local S3), boto3  -- tools/requirements-dev.txt
 #   .tools/sam   aws-sam-cli, cfn-lint                                    -- tools/requirements-sam.txt
+#   .tools/api   schemathesis, for the API conformance run                 -- tools/requirements-api.txt
 #   .tools/node  dynalite (local DynamoDB)                                 -- tools/package*.json
 #   .tools/bench the Python peer of the benchmarks (boto3, awslambdaric)  -- bench/peer/requirements.txt
 #   .tools/cargo cargo-fuzz, for make fuzz                                  -- CARGO_FUZZ_VERSION below
 # Each part is skipped when its pin file has not changed since it was installed.
-# Usage: scripts/install-tools.sh [dev] [sam] [node] [bench] [fuzz]   (default: the first three)
+# Usage: scripts/install-tools.sh [dev] [sam] [api] [node] [bench] [fuzz]   (default: the first four)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
@@ -49,11 +50,12 @@ cargo_fuzz() {
 }
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(dev sam node)
+[ ${#parts[@]} -gt 0 ] || parts=(dev sam api node)
 for part in "${parts[@]}"; do
   case "$part" in
     dev) venv py "$root/tools/requirements-dev.txt" ;;
     sam) venv sam "$root/tools/requirements-sam.txt" ;;
+    api) venv api "$root/tools/requirements-api.txt" ;;
     node) node_tools ;;
     bench) venv bench "$root/bench/peer/requirements.txt" ;;
     fuzz) cargo_fuzz ;;

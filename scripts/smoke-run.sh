@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks that `make run` works end to end on spare ports:
-#  1. the HTTP function: the curl it prints deletes the two demo images, and every
-#     fixture in events/ goes through `cargo lambda invoke`;
+#  1. the HTTP function: the curl it prints deletes the two demo images, every
+#     fixture in events/ goes through `cargo lambda invoke`, and the function conforms
+#     to openapi.yaml (scripts/api-conformance.sh, with a negative control);
 #  2. the cleanup triggers (RUN_BIN=cleanup): every fixture in events/cleanup/.
 # Stops everything it started.
 set -euo pipefail
@@ -80,6 +81,27 @@ for fixture in events/*.json; do
     *) echo "smoke: $fixture -> unexpected $code" >&2; exit 1 ;;
   esac
 done
+# openapi.yaml against the running function: schemathesis, every stateless check.
+report=$(mktemp)
+scripts/api-conformance.sh "http://127.0.0.1:$RUN_PORT" "$token" >"$report" 2>&1 || {
+  echo "smoke: the function does not conform to openapi.yaml:" >&2; cat "$report" >&2; exit 1; }
+echo "smoke: openapi.yaml conformance: $(grep -E '^  [0-9]+ generated' "$report" | sed 's/^ *//')"
+# The run can fail: with the bulk route's 400 documented as 422, it must turn red and
+# name the undocumented status.
+wrong=$(mktemp --suffix=.yaml)
+python3 - openapi.yaml "$wrong" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+bad_request = "        '400': {$ref: '#/components/responses/BadRequest'}\n"
+assert text.count(bad_request) == 2, "openapi.yaml changed: update the negative control"
+open(sys.argv[2], "w").write(text.replace(bad_request, bad_request.replace("400", "422"), 1))
+PY
+if scripts/api-conformance.sh "http://127.0.0.1:$RUN_PORT" "$token" "$wrong" >"$report" 2>&1; then
+  echo "smoke: schemathesis passed a document that calls the bulk route's 400 a 422" >&2; exit 1
+fi
+grep -q "Undocumented status code" "$report" || { echo "smoke: the negative control failed for another reason:" >&2; cat "$report" >&2; exit 1; }
+echo "smoke: with the bulk route's 400 documented as 422, the conformance run fails (undocumented status code)"
+rm -f "$report" "$wrong"
 stop
 
 start cleanup

@@ -274,6 +274,16 @@ mod tests {
             (FORM, Body::Binary(vec![0xff, 0xfe]), "invalid_body"),
             (
                 Some("application/json"),
+                Body::Binary(b"H\x18S\xff\xfeN`\x06!".to_vec()),
+                "invalid_body",
+            ),
+            (
+                Some("application/json"),
+                Body::Binary(b"{\"image_ids\": [\"\xff\"]}".to_vec()),
+                "invalid_body",
+            ),
+            (
+                Some("application/json"),
                 Body::Text("{".into()),
                 "invalid_body",
             ),
