@@ -14,11 +14,13 @@ use crate::domain::Deleter;
 use crate::http::Api;
 use crate::retry::Deadline;
 use crate::store::dynamodb::DynamoCatalog;
+use crate::store::https;
 use crate::store::payload_hash::RingPayloadHash;
 use crate::store::s3::S3ObjectStore;
 use crate::store::sigv4::CachedSigV4;
 use crate::store::sqs::SqsHandOff;
 use crate::triggers::Cleanup;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// Connecting to an AWS endpoint in-region takes milliseconds; a second is generous.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -70,26 +72,13 @@ fn ca_bundle(path: Option<std::ffi::OsString>) -> Result<Option<Vec<u8>>, InitEr
     Ok(Some(pem))
 }
 
-/// The HTTPS client of every AWS call: rustls with ring (one small crypto provider for
-/// TLS; the binary carries no aws-lc), trusting the bundled AWS root CAs and any
-/// `extra` ones (`extra_root_cas`).
-pub fn https_client(extra: Option<Vec<u8>>) -> aws_sdk_dynamodb::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-    let mut trust = TrustStore::empty().with_pem_certificate(AWS_ROOT_CAS);
-    if let Some(pem) = extra {
-        trust = trust.with_pem_certificate(pem);
-    }
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .tls_context(
-            TlsContext::builder()
-                .with_trust_store(trust)
-                .build()
-                .expect("the bundled root CAs are valid"),
-        )
-        .build_https()
+/// The HTTPS client of every AWS call (`store::https`): HTTP/1.1 over rustls with ring
+/// (one small crypto provider for TLS; the binary carries no aws-lc and no HTTP/2),
+/// trusting the bundled AWS root CAs and any `extra` ones (`extra_root_cas`).
+pub fn https_client(extra: Option<Vec<u8>>) -> Result<SharedHttpClient, InitError> {
+    let mut bundles: Vec<&[u8]> = vec![AWS_ROOT_CAS];
+    bundles.extend(extra.as_deref());
+    https::client(&bundles).map_err(|_| InitError::CaBundle("no usable root certificate".into()))
 }
 
 /// The shared AWS config: endpoints from the standard environment, explicit timeouts,
@@ -102,7 +91,7 @@ pub async fn aws_config() -> Result<SdkConfig, InitError> {
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    let http = https_client(extra_root_cas()?);
+    let http = https_client(extra_root_cas()?)?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .timeout_config(timeouts)
@@ -331,7 +320,7 @@ mod tests {
                 "AKID", "SECRET", None, None, "test",
             ))
             .endpoint_url(format!("https://127.0.0.1:{port}"))
-            .http_client(https_client(None))
+            .http_client(https_client(None).unwrap())
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .build();
         let call = aws_sdk_dynamodb::Client::from_conf(config)
