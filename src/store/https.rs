@@ -241,6 +241,7 @@ mod tests {
     //! connections are reused, and failures are classified for the SDK's retries.
 
     use super::*;
+    use crate::store::test_calls;
     use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
     use aws_smithy_async::time::StaticTimeSource;
     use aws_smithy_types::retry::RetryConfig;
@@ -365,54 +366,19 @@ mod tests {
     /// The function's three calls through `http`, as the server received them, with
     /// the per-call random id masked.
     async fn calls_through(http: SharedHttpClient, server: &Server) -> Vec<String> {
-        use aws_sdk_dynamodb::types::{
-            AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest,
-        };
-        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
         let before = server.requests().len();
-        let key = |i: usize| {
-            HashMap::from([(
-                "id".to_owned(),
-                AttributeValue::S(format!("0c5f3e4e-0000-4000-8000-{i:012}")),
-            )])
-        };
         let ddb = dynamodb(http.clone(), &server.url(), RetryConfig::disabled());
-        let keys = KeysAndAttributes::builder()
-            .set_keys(Some((0..100).map(key).collect()))
-            .consistent_read(true)
-            .build()
-            .unwrap();
         let _ = ddb
             .batch_get_item()
-            .request_items("images", keys)
+            .request_items("images", test_calls::reads())
             .send()
             .await;
-        let writes = (0..25)
-            .map(|i| {
-                let delete = DeleteRequest::builder().set_key(Some(key(i))).build();
-                WriteRequest::builder()
-                    .delete_request(delete.unwrap())
-                    .build()
-            })
-            .collect();
         let _ = ddb
             .batch_write_item()
-            .request_items("images", writes)
+            .request_items("images", test_calls::writes())
             .send()
             .await;
-        let objects = (0..1000)
-            .map(|i| {
-                ObjectIdentifier::builder()
-                    .key(format!("albums/a/{i}.jpg"))
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .unwrap();
+        let delete = test_calls::object_deletes(|i| format!("albums/a/{i}.jpg"));
         let _ = s3(http, &server.url())
             .delete_objects()
             .bucket("images")

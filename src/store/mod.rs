@@ -8,6 +8,8 @@ pub mod payload_hash;
 pub mod s3;
 pub mod sigv4;
 pub mod sqs;
+#[cfg(test)]
+mod test_calls;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::error::SdkError;

@@ -70,6 +70,7 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_calls;
     use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
     use aws_smithy_http_client::test_util::capture_request;
     use std::time::{Duration, SystemTime};
@@ -176,36 +177,13 @@ mod tests {
         }
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
         let s3 = aws_sdk_s3::Client::from_conf(s3.build());
-        use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
-        let writes = (0..25)
-            .map(|i| {
-                let key = DeleteRequest::builder()
-                    .key("id", AttributeValue::S(format!("id-{i}")))
-                    .build()
-                    .unwrap();
-                WriteRequest::builder().delete_request(key).build()
-            })
-            .collect();
         let _ = dynamodb
             .batch_write_item()
-            .request_items("images", writes)
+            .request_items("images", test_calls::writes())
             .send()
             .await;
         let mut out = vec![signed_headers(&captured.expect_request())];
-        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-        let objects = (0..1000)
-            .map(|i| {
-                ObjectIdentifier::builder()
-                    .key(format!("albums/a/{i}/original.jpg"))
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .unwrap();
+        let delete = test_calls::object_deletes(|i| format!("albums/a/{i}/original.jpg"));
         let _ = s3
             .delete_objects()
             .bucket("images")

@@ -482,6 +482,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::store::payload_hash::RingPayloadHash;
+    use crate::store::test_calls;
 
     /// Everything of a request that goes on the wire.
     type Wire = (String, String, Vec<(String, String)>, Vec<u8>);
@@ -552,57 +553,29 @@ mod tests {
         if let Some(scheme) = &scheme {
             s3 = s3.push_auth_scheme(scheme.clone());
         }
-        use aws_sdk_dynamodb::types::{
-            AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest,
-        };
-        let key = |i: usize| {
-            std::collections::HashMap::from([(
-                "id".to_owned(),
-                AttributeValue::S(format!("0c5f3e4e-0000-4000-8000-{i:012}")),
-            )])
-        };
         let mut out = Vec::new();
-        let keys = KeysAndAttributes::builder()
-            .set_keys(Some((0..100).map(key).collect()))
-            .consistent_read(true)
-            .build()
-            .unwrap();
         let (http, captured) = capture_request(None);
         let _ = dynamodb_with(http)
             .batch_get_item()
-            .request_items("images", keys)
+            .request_items("images", test_calls::reads())
             .send()
             .await;
         out.push(wire(&captured.expect_request()));
-        let writes = (0..25)
-            .map(|i| {
-                let delete = DeleteRequest::builder().set_key(Some(key(i))).build();
-                WriteRequest::builder()
-                    .delete_request(delete.unwrap())
-                    .build()
-            })
-            .collect();
         let (http, captured) = capture_request(None);
         let _ = dynamodb_with(http)
             .batch_write_item()
-            .request_items("images", writes)
+            .request_items("images", test_calls::writes())
             .send()
             .await;
         out.push(wire(&captured.expect_request()));
-        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-        let objects = (0..1000)
-            .map(|i| {
-                let key = format!("albums/a b&<{i}>/original.jpg");
-                ObjectIdentifier::builder().key(key).build().unwrap()
-            })
-            .collect();
-        let delete = Delete::builder().set_objects(Some(objects)).quiet(true);
+        // Keys that need encoding in the XML body.
+        let delete = test_calls::object_deletes(|i| format!("albums/a b&<{i}>/original.jpg"));
         let (http, captured) = capture_request(None);
         let s3 = aws_sdk_s3::Client::from_conf(s3.http_client(http).build());
         let _ = s3
             .delete_objects()
             .bucket("images-bucket")
-            .delete(delete.build().unwrap())
+            .delete(delete)
             .send()
             .await;
         out.push(wire(&captured.expect_request()));
