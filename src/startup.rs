@@ -39,6 +39,8 @@ pub enum InitError {
     Secret(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("AWS_CA_BUNDLE: {0}")]
     CaBundle(String),
+    #[error("the AWS calls' HTTPS client")]
+    HttpClient(#[from] https::ClientError),
 }
 
 /// Root CAs of AWS endpoints, bundled: loading the system store instead parses every
@@ -78,7 +80,7 @@ fn ca_bundle(path: Option<std::ffi::OsString>) -> Result<Option<Vec<u8>>, InitEr
 pub fn https_client(extra: Option<Vec<u8>>) -> Result<SharedHttpClient, InitError> {
     let mut bundles: Vec<&[u8]> = vec![AWS_ROOT_CAS];
     bundles.extend(extra.as_deref());
-    https::client(&bundles).map_err(|_| InitError::CaBundle("no usable root certificate".into()))
+    Ok(https::client(&bundles)?)
 }
 
 /// The shared AWS config: endpoints from the standard environment, explicit timeouts,

@@ -35,24 +35,27 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-/// Why a root store could not be made.
+/// Why the client could not be made.
 #[derive(Debug, thiserror::Error)]
-#[error("no usable root certificate")]
-pub struct NoRoots;
+pub enum ClientError {
+    #[error("no usable root certificate")]
+    NoRoots,
+    #[error("TLS set-up")]
+    Tls(#[from] rustls::Error),
+}
 
 /// The client, trusting exactly the certificates of the PEM bundles given.
-pub fn client(pem_bundles: &[&[u8]]) -> Result<SharedHttpClient, NoRoots> {
+pub fn client(pem_bundles: &[&[u8]]) -> Result<SharedHttpClient, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for pem in pem_bundles {
         roots.add_parsable_certificates(CertificateDer::pem_slice_iter(pem).filter_map(Result::ok));
     }
     if roots.is_empty() {
-        return Err(NoRoots);
+        return Err(ClientError::NoRoots);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|_| NoRoots)?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(SharedHttpClient::new(Https {
