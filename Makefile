@@ -33,6 +33,7 @@ test: tools lint-rust
 # The deploy artifact, as `sam deploy` ships it (.aws-sam/build): every function built
 # by cargo-lambda for arm64 in release. CI runs it after make test (.ci/run).
 build: tools
+	rustup target add aarch64-unknown-linux-gnu >/dev/null
 	PATH="$(CURDIR)/.tools/py/bin:$$PATH" .tools/sam/bin/sam build
 
 lint-rust:
