@@ -628,6 +628,11 @@ mod tests {
             .json()
             .with_writer(move || writer.clone())
             .finish();
+        // A second live dispatcher first: with only one registered, tracing takes a
+        // new callsite's interest from the thread that hits it first, and under
+        // `cargo test` (tests as threads) another test's thread, without a
+        // subscriber, could switch these log lines off for this one.
+        let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
         let _guard = tracing::subscriber::set_default(subscriber);
         let f = fixture();
         let json = include_str!("../../events/apigw-rest-bulk-delete.json");
