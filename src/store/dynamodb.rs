@@ -2,11 +2,13 @@
 //! chunked to the service's limits, run concurrently and retried for unprocessed items.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
+use super::records::RecordReader;
 use super::{deadline_passed, in_chunks, send_before};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::ports::{AlbumPage, Catalog, Lookup, Partial, StoreError, StoreErrorKind};
@@ -30,7 +32,7 @@ pub const DEFAULT_ALBUM_INDEX: &str = "album_id-index";
 /// Image records in one DynamoDB table keyed by `id`.
 pub struct DynamoCatalog {
     client: Client,
-    table: String,
+    table: Arc<str>,
     album_index: String,
     concurrency: usize,
 }
@@ -40,7 +42,7 @@ impl DynamoCatalog {
     pub fn new(client: Client, table: impl Into<String>, concurrency: usize) -> Self {
         Self {
             client,
-            table: table.into(),
+            table: Arc::from(table.into()),
             album_index: DEFAULT_ALBUM_INDEX.to_owned(),
             concurrency,
         }
@@ -78,10 +80,13 @@ impl DynamoCatalog {
                 .expression_attribute_names("#keys", ATTR_OBJECT_KEYS)
                 .build()
                 .expect("keys are set");
+            let reader = RecordReader::new(self.table.clone());
             let sent = self
                 .client
                 .batch_get_item()
-                .request_items(&self.table, request.clone())
+                .request_items(&*self.table, request.clone())
+                .customize()
+                .interceptor(reader.clone())
                 .send();
             let output = match send_before(deadline, OP, sent).await {
                 Ok(output) => output,
@@ -93,13 +98,17 @@ impl DynamoCatalog {
                     return lookup;
                 }
             };
-            for item in output
-                .responses()
-                .and_then(|r| r.get(&self.table))
-                .into_iter()
-                .flatten()
-            {
-                match parse_record(item) {
+            let records = reader.take().unwrap_or_else(|| {
+                output
+                    .responses()
+                    .and_then(|r| r.get(&*self.table))
+                    .into_iter()
+                    .flatten()
+                    .map(parse_record)
+                    .collect()
+            });
+            for record in records {
+                match record {
                     Ok(record) => lookup.found.push(record),
                     Err(id) => {
                         // A record we cannot read is never deleted: its fate stays unknown.
@@ -112,7 +121,7 @@ impl DynamoCatalog {
             }
             pending = output
                 .unprocessed_keys()
-                .and_then(|u| u.get(&self.table))
+                .and_then(|u| u.get(&*self.table))
                 .map(|k| k.keys().to_vec())
                 .unwrap_or_default();
             if pending.is_empty() {
@@ -153,13 +162,13 @@ impl DynamoCatalog {
             let sent = self
                 .client
                 .batch_write_item()
-                .request_items(&self.table, pending.clone())
+                .request_items(&*self.table, pending.clone())
                 .send();
             let error = match send_before(deadline, OP, sent).await {
                 Ok(output) => {
                     pending = output
                         .unprocessed_items()
-                        .and_then(|u| u.get(&self.table))
+                        .and_then(|u| u.get(&*self.table))
                         .cloned()
                         .unwrap_or_default();
                     if pending.is_empty() {
@@ -187,22 +196,55 @@ impl DynamoCatalog {
     }
 }
 
-/// Reads a record; on failure returns its id when that much is readable.
-fn parse_record(item: &Item) -> Result<ImageRecord, Option<ImageId>> {
-    let id = DynamoCatalog::id_of(item).ok_or(None)?;
-    let album_id = item
-        .get(ATTR_ALBUM_ID)
-        .and_then(|v| v.as_s().ok())
-        .and_then(|s| AlbumId::parse(s).ok())
-        .ok_or_else(|| Some(id.clone()))?;
-    let object_keys = match item.get(ATTR_OBJECT_KEYS) {
-        None | Some(AttributeValue::Null(_)) => Vec::new(),
-        Some(AttributeValue::Ss(keys)) => keys
-            .iter()
-            .map(|k| ObjectKey::parse(k))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Some(id.clone()))?,
-        Some(_) => return Err(Some(id)),
+/// A record read, or the id of one that cannot be (when that much is readable).
+pub(crate) type Parsed = Result<ImageRecord, Option<ImageId>>;
+
+/// A record's `object_keys` attribute, as far as the rules below care.
+pub(crate) enum ObjectKeys<'a, S> {
+    /// Absent or `NULL`: an image without objects.
+    None,
+    /// A string set.
+    Set(&'a [S]),
+    /// Any other type.
+    OtherType,
+}
+
+/// Reads a record from the SDK's output.
+fn parse_record(item: &Item) -> Parsed {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
+    let keys = match item.get(ATTR_OBJECT_KEYS) {
+        None | Some(AttributeValue::Null(_)) => ObjectKeys::None,
+        Some(AttributeValue::Ss(keys)) => ObjectKeys::Set(keys),
+        Some(_) => ObjectKeys::OtherType,
+    };
+    record_from(text(ATTR_ID), text(ATTR_ALBUM_ID), keys)
+}
+
+/// The rules of a readable record, for both readers (`parse_record`, and
+/// `records::RecordReader`): `id` and `album_id` strings that parse, and object keys
+/// that parse, if any. `id` and `album_id` are the attributes' values when strings.
+pub(crate) fn record_from<S: AsRef<str>>(
+    id: Option<&str>,
+    album_id: Option<&str>,
+    keys: ObjectKeys<S>,
+) -> Parsed {
+    let id = id.and_then(|s| ImageId::parse(s).ok()).ok_or(None)?;
+    let Some(album_id) = album_id.and_then(|s| AlbumId::parse(s).ok()) else {
+        return Err(Some(id));
+    };
+    let object_keys = match keys {
+        ObjectKeys::None => Vec::new(),
+        ObjectKeys::Set(keys) => {
+            match keys.iter().map(|k| ObjectKey::parse(k.as_ref())).collect() {
+                Some(keys) => keys,
+                None => return Err(Some(id)),
+            }
+        }
+        ObjectKeys::OtherType => return Err(Some(id)),
     };
     Ok(ImageRecord {
         id,
@@ -232,7 +274,7 @@ impl Catalog for DynamoCatalog {
         let sent = self
             .client
             .query()
-            .table_name(&self.table)
+            .table_name(&*self.table)
             .index_name(&self.album_index)
             .key_condition_expression("#album = :album")
             .expression_attribute_names("#album", ATTR_ALBUM_ID)
@@ -265,7 +307,7 @@ impl Catalog for DynamoCatalog {
         let sent = self
             .client
             .batch_get_item()
-            .request_items(&self.table, keys)
+            .request_items(&*self.table, keys)
             .send();
         match send_before(deadline, OP, sent).await {
             Ok(_) => tracing::debug!("warmed up the DynamoDB client"),
@@ -323,6 +365,17 @@ pub(crate) mod tests {
                 AttributeValue::Ss(vec![format!("k/{id}")]),
             ),
         ])
+    }
+
+    /// The records of `table` in the SDK's output, read by `parse_record`.
+    pub(crate) fn sdk_parse(output: &BatchGetItemOutput, table: &str) -> Vec<Parsed> {
+        output
+            .responses()
+            .and_then(|r| r.get(table))
+            .into_iter()
+            .flatten()
+            .map(parse_record)
+            .collect()
     }
 
     fn keys_of(

@@ -143,14 +143,24 @@ impl HttpConnector for Connector {
         let response = self.client.request(request);
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
-            let response = match read_timeout {
-                Some(limit) => tokio::time::timeout(limit, response)
+            // The whole answer, body included, is read here: every call this function
+            // makes has a small, non-streaming answer, which the SDK would read into
+            // memory next anyway; interceptors then see its bytes (`store::records`),
+            // and the read timeout covers the body too.
+            let answer = async {
+                let (head, body) = response.await.map_err(connector_error)?.into_parts();
+                let body = http_body_util::BodyExt::collect(body)
+                    .await
+                    .map_err(connector_error)?;
+                Ok::<_, ConnectorError>(http::Response::from_parts(head, body.to_bytes()))
+            };
+            let answer = match read_timeout {
+                Some(limit) => tokio::time::timeout(limit, answer)
                     .await
                     .map_err(|_| ConnectorError::timeout(TimedOut("response").into()))?,
-                None => response.await,
-            }
-            .map_err(connector_error)?;
-            HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
+                None => answer.await,
+            }?;
+            HttpResponse::try_from(answer.map(SdkBody::from))
                 .map_err(|err| ConnectorError::other(err.into(), None))
         })
     }
@@ -202,29 +212,32 @@ where
 /// Classifies a failed call for the SDK's retry policy: timeouts and broken or refused
 /// connections are transient (retried), a request the client could not send is the
 /// caller's error (not retried), anything else is left unclassified.
-fn connector_error(err: hyper_util::client::legacy::Error) -> ConnectorError {
-    if find::<TimedOut>(&err).is_some() {
-        return ConnectorError::timeout(err.into());
+fn connector_error(err: impl Into<BoxError>) -> ConnectorError {
+    let err: BoxError = err.into();
+    let source: &(dyn StdError + 'static) = &*err;
+    if find::<TimedOut>(source).is_some() {
+        return ConnectorError::timeout(err);
     }
-    if let Some(hyper_err) = find::<hyper::Error>(&err) {
+    if let Some(hyper_err) = find::<hyper::Error>(source) {
         if hyper_err.is_timeout() {
-            return ConnectorError::timeout(err.into());
+            return ConnectorError::timeout(err);
         }
         if hyper_err.is_user() {
-            return ConnectorError::user(err.into());
+            return ConnectorError::user(err);
         }
         if hyper_err.is_closed() || hyper_err.is_canceled() {
-            return ConnectorError::io(err.into());
+            return ConnectorError::io(err);
         }
         // An answer cut short (S3 is known to do this): retry.
         if hyper_err.is_incomplete_message() {
-            return ConnectorError::other(err.into(), Some(ErrorKind::TransientError));
+            return ConnectorError::other(err, Some(ErrorKind::TransientError));
         }
     }
-    if err.is_connect() || find::<std::io::Error>(&err).is_some() {
-        return ConnectorError::io(err.into());
+    let connect = find::<hyper_util::client::legacy::Error>(source).is_some_and(|e| e.is_connect());
+    if connect || find::<std::io::Error>(source).is_some() {
+        return ConnectorError::io(err);
     }
-    ConnectorError::other(err.into(), None)
+    ConnectorError::other(err, None)
 }
 
 fn find<'a, E: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a E> {
@@ -261,6 +274,8 @@ mod tests {
         Answer,
         /// Close the connection without answering (the answer is lost).
         Drop,
+        /// Answer 200 with this body (a `BatchGetItem` answer).
+        Body(&'static str),
     }
 
     /// A loopback HTTP/1.1 server: the raw bytes of every request, and how many
@@ -295,14 +310,17 @@ mod tests {
         async fn connection(mut stream: TcpStream, serve: Serve, seen: Arc<Mutex<Vec<Vec<u8>>>>) {
             while let Some(request) = read_request(&mut stream).await {
                 seen.lock().unwrap().push(request);
-                match serve {
+                let body = match serve {
                     Serve::Drop => return,
-                    Serve::Answer => {
-                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 2\r\n\r\n{}";
-                        if stream.write_all(answer.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
+                    Serve::Answer => "{}",
+                    Serve::Body(body) => body,
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if stream.write_all(answer.as_bytes()).await.is_err() {
+                    return;
                 }
             }
         }
@@ -428,6 +446,48 @@ mod tests {
                 .collect();
             assert!(differing.is_empty(), "{differing:#?}");
             assert_eq!(ours, theirs);
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_arrive_whole_so_records_are_read_without_the_sdks_parser() {
+        use crate::ports::Catalog;
+        use crate::store::dynamodb::DynamoCatalog;
+        use crate::store::records::RecordReader;
+        // GIVEN a DynamoDB that answers every read with two records, the second
+        // without an album
+        const A: &str = "0c5f3e4e-0000-4000-8000-00000000000a";
+        const B: &str = "0c5f3e4e-0000-4000-8000-00000000000b";
+        const ANSWER: &str = r#"{"Responses":{"images":[{"id":{"S":"0c5f3e4e-0000-4000-8000-00000000000a"},"album_id":{"S":"album"},"object_keys":{"SS":["albums/album/a.jpg"]}},{"id":{"S":"0c5f3e4e-0000-4000-8000-00000000000b"}}]},"UnprocessedKeys":{}}"#;
+        let server = Server::start(Serve::Body(ANSWER)).await;
+        let ids = [A, B].map(|id| crate::domain::ImageId::parse(id).unwrap());
+        for (http, whole) in [
+            (client(&[ROOTS]).unwrap(), true),
+            (aws_smithy_http_client::Builder::new().build_http(), false),
+        ] {
+            let ddb = dynamodb(http, &server.url(), RetryConfig::disabled());
+            // WHEN a read goes through this client with the record reader
+            let reader = RecordReader::new("images".into());
+            let output = ddb
+                .batch_get_item()
+                .request_items("images", test_calls::reads())
+                .customize()
+                .interceptor(reader.clone())
+                .send()
+                .await
+                .unwrap();
+            // THEN through ours, whose answers arrive whole, the reader read the records
+            // and the SDK only the rest; the SDK's client streams, so there the SDK
+            // read them all
+            assert_eq!(reader.take().map(|r| r.len()), whole.then_some(2));
+            assert_eq!(output.responses().is_some(), !whole);
+            // AND either way the catalog finds A and leaves B unread
+            let lookup = DynamoCatalog::new(ddb, "images", 4)
+                .get(&ids, crate::retry::Deadline::after(Duration::from_secs(5)))
+                .await;
+            let found: Vec<_> = lookup.found.iter().map(|r| r.id.as_str()).collect();
+            assert_eq!(found, [A]);
+            assert_eq!(lookup.unread, ids[1..]);
         }
     }
 
