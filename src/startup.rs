@@ -301,6 +301,7 @@ mod tests {
                 Err(InitError::CaBundle(_))
             ));
         }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

@@ -276,6 +276,8 @@ mod tests {
         Drop,
         /// Answer 200 with this body (a `BatchGetItem` answer).
         Body(&'static str),
+        /// Announce a 100-byte body, send 10 bytes of it and close.
+        CutShort,
     }
 
     /// A loopback HTTP/1.1 server: the raw bytes of every request, and how many
@@ -312,6 +314,11 @@ mod tests {
                 seen.lock().unwrap().push(request);
                 let body = match serve {
                     Serve::Drop => return,
+                    Serve::CutShort => {
+                        let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"Table\":{";
+                        let _ = stream.write_all(head.as_bytes()).await;
+                        return;
+                    }
                     Serve::Answer => "{}",
                     Serve::Body(body) => body,
                 };
@@ -527,6 +534,24 @@ mod tests {
         );
         assert_eq!(server.requests().len(), 3);
         assert_eq!(server.connections.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_short_in_its_body_is_retried() {
+        // GIVEN a server whose answers stop partway through the body
+        let server = Server::start(Serve::CutShort).await;
+        let retry = RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(1));
+        let ddb = dynamodb(client(&[ROOTS]).unwrap(), &server.url(), retry);
+        // WHEN a call is made
+        let err = ddb.list_tables().send().await.unwrap_err();
+        // THEN the client read the body and failed it as transient: retried to the limit
+        assert!(
+            matches!(err, aws_sdk_dynamodb::error::SdkError::DispatchFailure(ref f) if f.is_io() || f.as_other() == Some(ErrorKind::TransientError)),
+            "{err:?}"
+        );
+        assert_eq!(server.requests().len(), 3);
     }
 
     #[tokio::test]
