@@ -5,7 +5,7 @@ pub mod dynamodb;
 pub mod https;
 pub mod memory;
 pub mod payload_hash;
-mod records;
+pub(crate) mod records;
 pub mod s3;
 pub mod sigv4;
 pub mod sqs;
