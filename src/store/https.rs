@@ -516,42 +516,38 @@ mod tests {
         assert_eq!(server.connections.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn a_lost_answer_is_retried_on_a_new_connection() {
-        // GIVEN a server that closes every connection without answering
-        let server = Server::start(Serve::Drop).await;
+    /// One call against a server that treats every request as `serve`, with three
+    /// attempts: asserts that the failure was transient and retried to the limit.
+    async fn retried_to_the_limit(serve: Serve) -> Server {
+        let server = Server::start(serve).await;
         let retry = RetryConfig::standard()
             .with_max_attempts(3)
             .with_initial_backoff(Duration::from_millis(1));
         let ddb = dynamodb(client(&[ROOTS]).unwrap(), &server.url(), retry);
-        // WHEN a call is made
         let err = ddb.list_tables().send().await.unwrap_err();
-        // THEN the SDK saw a transient failure and retried it to the limit, each
-        // attempt on a fresh connection
         assert!(
             matches!(err, aws_sdk_dynamodb::error::SdkError::DispatchFailure(ref f) if f.is_io() || f.as_other() == Some(ErrorKind::TransientError)),
             "{err:?}"
         );
         assert_eq!(server.requests().len(), 3);
+        server
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_is_retried_on_a_new_connection() {
+        // GIVEN a server that closes every connection without answering
+        // WHEN a call is made THEN the SDK saw a transient failure and retried it to
+        // the limit, each attempt on a fresh connection
+        let server = retried_to_the_limit(Serve::Drop).await;
         assert_eq!(server.connections.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
     async fn an_answer_cut_short_in_its_body_is_retried() {
         // GIVEN a server whose answers stop partway through the body
-        let server = Server::start(Serve::CutShort).await;
-        let retry = RetryConfig::standard()
-            .with_max_attempts(3)
-            .with_initial_backoff(Duration::from_millis(1));
-        let ddb = dynamodb(client(&[ROOTS]).unwrap(), &server.url(), retry);
-        // WHEN a call is made
-        let err = ddb.list_tables().send().await.unwrap_err();
-        // THEN the client read the body and failed it as transient: retried to the limit
-        assert!(
-            matches!(err, aws_sdk_dynamodb::error::SdkError::DispatchFailure(ref f) if f.is_io() || f.as_other() == Some(ErrorKind::TransientError)),
-            "{err:?}"
-        );
-        assert_eq!(server.requests().len(), 3);
+        // WHEN a call is made THEN the client read the body and failed it as
+        // transient: retried to the limit
+        retried_to_the_limit(Serve::CutShort).await;
     }
 
     #[tokio::test]
