@@ -109,12 +109,12 @@ impl<'de> Visitor<'de> for AnswerVisitor<'_> {
         let mut rest = String::with_capacity(64);
         rest.push('{');
         while let Some(name) = map.next_key::<Text>()? {
-            if name == "Responses" {
+            if &*name == "Responses" {
                 if records.is_some() {
                     return Err(de::Error::custom("Responses twice"));
                 }
-                let tables: Option<Tables> = map.next_value_seed(TablesSeed(self.table))?;
-                records = Some(tables.map(|t| t.0).unwrap_or_default());
+                let tables = map.next_value_seed(TablesSeed(self.table))?;
+                records = Some(tables.unwrap_or_default());
             } else {
                 let value: &RawValue = map.next_value()?;
                 if rest.len() > 1 {
@@ -130,14 +130,13 @@ impl<'de> Visitor<'de> for AnswerVisitor<'_> {
     }
 }
 
-/// The records of one table of `Responses` (other tables are never asked for; their
-/// records, read by the same rules, are dropped).
-struct Tables(Vec<Parsed>);
-
+/// Reads `Responses` (`null` reads as `None`) into the records of the table named:
+/// other tables are never asked for, so their records, read by the same rules, are
+/// dropped.
 struct TablesSeed<'t>(&'t str);
 
 impl<'de> de::DeserializeSeed<'de> for TablesSeed<'_> {
-    type Value = Option<Tables>;
+    type Value = Option<Vec<Parsed>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_option(self)
@@ -145,7 +144,7 @@ impl<'de> de::DeserializeSeed<'de> for TablesSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for TablesSeed<'_> {
-    type Value = Option<Tables>;
+    type Value = Option<Vec<Parsed>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("records by table")
@@ -168,11 +167,11 @@ impl<'de> Visitor<'de> for TablesSeed<'_> {
         while let Some(table) = map.next_key::<Text>()? {
             let items: Vec<Item> = map.next_value()?;
             // As the SDK's map: a table named twice keeps its last list.
-            if table == self.0 {
+            if &*table == self.0 {
                 records = items.into_iter().map(Item::into_record).collect();
             }
         }
-        Ok(Some(Tables(records)))
+        Ok(Some(records))
     }
 }
 
@@ -189,12 +188,6 @@ impl std::ops::Deref for Text<'_> {
 impl AsRef<str> for Text<'_> {
     fn as_ref(&self) -> &str {
         &self.0
-    }
-}
-
-impl PartialEq<&str> for Text<'_> {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
     }
 }
 
