@@ -5,6 +5,9 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
+use futures_util::future::Shared;
+use tokio::sync::oneshot;
 
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::retry::Deadline;
@@ -18,6 +21,18 @@ pub trait Catalog: Send + Sync {
 
     /// Deletes the records of `ids`. Deleting an absent record succeeds.
     async fn delete(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId>;
+
+    /// As `delete`, but nothing is sent before `go` is given: meanwhile the calls may
+    /// be made ready (built, signed), so that they leave as soon as it is. Until then
+    /// the future may be dropped, or end on its own (nothing sent, every id `failed`);
+    /// if `go` is never given, nothing is ever sent.
+    async fn delete_when(&self, ids: &[ImageId], go: Go, deadline: Deadline) -> Partial<ImageId> {
+        if go.given().await {
+            self.delete(ids, deadline).await
+        } else {
+            not_sent(ids)
+        }
+    }
 
     /// One page of the ids of `album`'s images (through the album index), starting
     /// after `after` when given.
@@ -33,6 +48,45 @@ pub trait Catalog: Send + Sync {
     /// session, the client's lazily built state) with a read that changes nothing.
     /// Best effort: a failure only leaves the work to the first request.
     async fn warm_up(&self, _deadline: Deadline) {}
+}
+
+/// Leave to send, given later (`Catalog::delete_when`). Cloned by every call that
+/// waits for it; given, or never given, once for all by its `GoSignal`.
+#[derive(Clone)]
+pub struct Go(Shared<oneshot::Receiver<()>>);
+
+/// What gives a `Go`. Dropped without `give`, it says never.
+pub struct GoSignal(oneshot::Sender<()>);
+
+/// A signal and the leave it gives.
+pub fn go_signal() -> (GoSignal, Go) {
+    let (tx, rx) = oneshot::channel();
+    (GoSignal(tx), Go(rx.shared()))
+}
+
+impl GoSignal {
+    pub fn give(self) {
+        // Every `Go` may be gone (the calls dropped): nobody to tell, nothing to do.
+        let _ = self.0.send(());
+    }
+}
+
+impl Go {
+    /// Waits for the signal: `true` once given, `false` once it never will be.
+    pub async fn given(&self) -> bool {
+        self.0.clone().await.is_ok()
+    }
+}
+
+/// The result of a delete that was never sent: every id left as it was.
+pub fn not_sent(ids: &[ImageId]) -> Partial<ImageId> {
+    Partial {
+        failed: ids.to_vec(),
+        error: Some(
+            StoreError::new(StoreErrorKind::Failed, "record delete").with_source("not sent"),
+        ),
+        ..Partial::default()
+    }
 }
 
 /// A page of an album's image ids; `next` is where the following page starts.

@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
+use super::gate::{GatedHttpClient, with_go};
 use super::records::RecordReader;
 use super::{deadline_passed, in_chunks, send_before};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
-use crate::ports::{AlbumPage, Catalog, Lookup, Partial, StoreError, StoreErrorKind};
+use crate::ports::{AlbumPage, Catalog, Go, Lookup, Partial, StoreError, StoreErrorKind, not_sent};
 use crate::retry::{Backoff, Deadline};
 
 /// DynamoDB caps `BatchGetItem` at 100 keys per call.
@@ -32,6 +33,9 @@ pub const DEFAULT_ALBUM_INDEX: &str = "album_id-index";
 /// Image records in one DynamoDB table keyed by `id`.
 pub struct DynamoCatalog {
     client: Client,
+    /// The same client over a `GatedHttpClient`, for `delete_when`; `None` when the
+    /// client has no HTTP client of its own to gate (then `delete_when` waits first).
+    gated: Option<Client>,
     table: Arc<str>,
     album_index: String,
     concurrency: usize,
@@ -40,8 +44,18 @@ pub struct DynamoCatalog {
 impl DynamoCatalog {
     /// `concurrency` bounds the calls in flight for one batch operation.
     pub fn new(client: Client, table: impl Into<String>, concurrency: usize) -> Self {
+        let gated = client.config().http_client().map(|http| {
+            Client::from_conf(
+                client
+                    .config()
+                    .to_builder()
+                    .http_client(GatedHttpClient::new(http))
+                    .build(),
+            )
+        });
         Self {
             client,
+            gated,
             table: Arc::from(table.into()),
             album_index: DEFAULT_ALBUM_INDEX.to_owned(),
             concurrency,
@@ -138,7 +152,26 @@ impl DynamoCatalog {
     }
 
     /// Deletes one chunk, retrying unprocessed items until done or out of time.
-    async fn delete_chunk(&self, ids: Vec<ImageId>, deadline: Deadline) -> Partial<ImageId> {
+    async fn delete_through(
+        &self,
+        client: &Client,
+        ids: &[ImageId],
+        deadline: Deadline,
+    ) -> Partial<ImageId> {
+        in_chunks(ids, MAX_WRITE_BATCH, self.concurrency, |chunk| {
+            self.delete_chunk(client, chunk, deadline)
+        })
+        .await
+        .into_iter()
+        .collect()
+    }
+
+    async fn delete_chunk(
+        &self,
+        client: &Client,
+        ids: Vec<ImageId>,
+        deadline: Deadline,
+    ) -> Partial<ImageId> {
         const OP: &str = "DynamoDB BatchWriteItem";
         let mut pending: Vec<WriteRequest> = ids
             .iter()
@@ -159,8 +192,7 @@ impl DynamoCatalog {
                 .collect()
         };
         loop {
-            let sent = self
-                .client
+            let sent = client
                 .batch_write_item()
                 .request_items(&*self.table, pending.clone())
                 .send();
@@ -325,12 +357,17 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn delete(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId> {
-        in_chunks(ids, MAX_WRITE_BATCH, self.concurrency, |chunk| {
-            self.delete_chunk(chunk, deadline)
-        })
-        .await
-        .into_iter()
-        .collect()
+        self.delete_through(&self.client, ids, deadline).await
+    }
+
+    /// The calls are built and signed at once, and held at the gate (`store::gate`)
+    /// until `go` is given.
+    async fn delete_when(&self, ids: &[ImageId], go: Go, deadline: Deadline) -> Partial<ImageId> {
+        match &self.gated {
+            Some(gated) => with_go(go, self.delete_through(gated, ids, deadline)).await,
+            None if go.given().await => self.delete(ids, deadline).await,
+            None => not_sent(ids),
+        }
     }
 }
 

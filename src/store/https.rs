@@ -252,7 +252,7 @@ fn find<'a, E: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The client against loopback servers: the bytes it sends are the SDK client's,
     //! connections are reused, and failures are classified for the SDK's retries.
 
@@ -265,11 +265,11 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
-    const ROOTS: &[u8] = include_bytes!("../tls/aws-roots.pem");
+    pub(crate) const ROOTS: &[u8] = include_bytes!("../tls/aws-roots.pem");
 
     /// How the loopback server treats each request.
     #[derive(Clone, Copy)]
-    enum Serve {
+    pub(crate) enum Serve {
         /// Answer 200 with `{}` and keep the connection.
         Answer,
         /// Close the connection without answering (the answer is lost).
@@ -282,14 +282,14 @@ mod tests {
 
     /// A loopback HTTP/1.1 server: the raw bytes of every request, and how many
     /// connections were accepted.
-    struct Server {
+    pub(crate) struct Server {
         port: u16,
         requests: Arc<Mutex<Vec<Vec<u8>>>>,
         connections: Arc<AtomicUsize>,
     }
 
     impl Server {
-        async fn start(serve: Serve) -> Self {
+        pub(crate) async fn start(serve: Serve) -> Self {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let port = listener.local_addr().unwrap().port();
             let requests = Arc::new(Mutex::new(Vec::new()));
@@ -332,11 +332,11 @@ mod tests {
             }
         }
 
-        fn url(&self) -> String {
+        pub(crate) fn url(&self) -> String {
             format!("http://127.0.0.1:{}", self.port)
         }
 
-        fn requests(&self) -> Vec<Vec<u8>> {
+        pub(crate) fn requests(&self) -> Vec<Vec<u8>> {
             self.requests.lock().unwrap().clone()
         }
     }
@@ -364,7 +364,11 @@ mod tests {
         Some(bytes)
     }
 
-    fn dynamodb(http: SharedHttpClient, url: &str, retry: RetryConfig) -> aws_sdk_dynamodb::Client {
+    pub(crate) fn dynamodb(
+        http: SharedHttpClient,
+        url: &str,
+        retry: RetryConfig,
+    ) -> aws_sdk_dynamodb::Client {
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("eu-west-1"))
@@ -393,7 +397,7 @@ mod tests {
 
     /// The function's three calls through `http`, as the server received them, with
     /// the per-call random id masked.
-    async fn calls_through(http: SharedHttpClient, server: &Server) -> Vec<String> {
+    pub(crate) async fn calls_through(http: SharedHttpClient, server: &Server) -> Vec<String> {
         let before = server.requests().len();
         let ddb = dynamodb(http.clone(), &server.url(), RetryConfig::disabled());
         let _ = ddb

@@ -2,6 +2,7 @@
 //! tests and fault injection.
 
 pub mod dynamodb;
+pub mod gate;
 pub mod https;
 pub mod memory;
 pub mod payload_hash;
