@@ -381,7 +381,7 @@ pub(crate) mod tests {
         aws_sdk_dynamodb::Client::from_conf(config)
     }
 
-    fn s3(http: SharedHttpClient, url: &str) -> aws_sdk_s3::Client {
+    pub(crate) fn s3(http: SharedHttpClient, url: &str) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("eu-west-1"))
@@ -419,20 +419,22 @@ pub(crate) mod tests {
             .await;
         server.requests()[before..]
             .iter()
-            .map(|bytes| {
-                let bytes = bytes.clone();
-                let text = String::from_utf8(bytes).unwrap();
-                text.lines()
-                    .map(|line| match line.split_once(':') {
-                        Some((name, _)) if name.eq_ignore_ascii_case("amz-sdk-invocation-id") => {
-                            format!("{name}: random")
-                        }
-                        _ => line.to_owned(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
+            .map(|bytes| masked(bytes))
             .collect()
+    }
+
+    /// A request as received, with the per-call random id masked.
+    pub(crate) fn masked(bytes: &[u8]) -> String {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        text.lines()
+            .map(|line| match line.split_once(':') {
+                Some((name, _)) if name.eq_ignore_ascii_case("amz-sdk-invocation-id") => {
+                    format!("{name}: random")
+                }
+                _ => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ pub mod dynamodb;
 pub mod gate;
 pub mod https;
 pub mod memory;
+pub(crate) mod object_list;
 pub mod payload_hash;
 pub(crate) mod records;
 pub mod s3;

@@ -2,11 +2,13 @@
 //! concurrently, reading its per-key errors and retrying the transient ones.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::types::Delete;
 
+use super::object_list::ObjectList;
 use super::{in_chunks, is_throttling_code, send_before};
 use crate::domain::ObjectKey;
 use crate::ports::{ObjectStore, Partial, StoreError, StoreErrorKind};
@@ -40,30 +42,35 @@ impl S3ObjectStore {
 
     async fn delete_chunk(&self, keys: Vec<ObjectKey>, deadline: Deadline) -> Partial<ObjectKey> {
         const OP: &str = "S3 DeleteObjects";
-        let mut pending = keys;
+        let mut pending = Arc::new(keys);
         let mut backoff = Backoff::default();
         let mut result = Partial::default();
         loop {
-            let objects = pending
-                .iter()
-                .map(|k| ObjectIdentifier::builder().key(k.as_str()).build())
-                .collect::<Result<Vec<_>, _>>()
-                .expect("keys are set");
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
+            // The SDK serializes a delete of no objects; `ObjectList` writes the keys in.
+            let empty = Delete::builder()
+                .set_objects(Some(Vec::new()))
                 .quiet(true)
                 .build()
                 .expect("objects are set");
+            let list = ObjectList::new(pending.clone());
             let sent = self
                 .client
                 .delete_objects()
                 .bucket(&self.bucket)
-                .delete(delete)
+                .delete(empty)
+                .customize()
+                .interceptor(list.clone())
                 .send();
             let output = match send_before(deadline, OP, sent).await {
+                // An answer to a body without the keys says nothing about them.
+                Ok(_) if !list.written() => Err(StoreError::new(StoreErrorKind::Failed, OP)
+                    .with_source("the keys were not written into the call")),
+                sent => sent,
+            };
+            let output = match output {
                 Ok(output) => output,
                 Err(err) => {
-                    result.failed.extend(pending);
+                    result.failed.extend(pending.iter().cloned());
                     result.error = StoreError::worst(result.error, Some(err));
                     return result;
                 }
@@ -81,7 +88,7 @@ impl S3ObjectStore {
                 }
             }
             if let Some(code) = unattributed {
-                result.failed.extend(pending);
+                result.failed.extend(pending.iter().cloned());
                 result.error = StoreError::worst(result.error, Some(per_key_error(OP, code)));
                 return result;
             }
@@ -116,7 +123,7 @@ impl S3ObjectStore {
                 result.error = StoreError::worst(result.error, Some(per_key_error(OP, code)));
                 return result;
             }
-            pending = retry;
+            pending = Arc::new(retry);
             result.retries += 1;
         }
     }
@@ -164,14 +171,15 @@ impl ObjectStore for S3ObjectStore {
 
 #[cfg(test)]
 mod tests {
-    //! Per-key errors and chunking, injected with `aws-smithy-mocks` (moto never
-    //! reports per-key errors).
+    //! Per-key errors and chunking, injected by a fake S3 that reads the keys off the
+    //! wire and answers with errors for some (moto never reports per-key errors); the
+    //! warm-up with `aws-smithy-mocks`.
     use super::*;
-    use aws_sdk_s3::operation::delete_objects::{DeleteObjectsInput, DeleteObjectsOutput};
-    use aws_sdk_s3::types::Error as KeyError;
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+    use aws_smithy_http_client::test_util::infallible_client_fn;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use aws_smithy_types::body::SdkBody;
+    use std::sync::Mutex;
     use std::time::Duration;
 
     fn keys(n: usize) -> Vec<ObjectKey> {
@@ -180,106 +188,136 @@ mod tests {
             .collect()
     }
 
-    fn keys_in(input: &DeleteObjectsInput) -> Vec<String> {
-        input
-            .delete()
-            .unwrap()
-            .objects()
-            .iter()
-            .map(|o| o.key().to_owned())
-            .collect()
-    }
-
-    fn key_error(key: &str, code: &str) -> KeyError {
-        KeyError::builder()
-            .key(key)
-            .code(code)
-            .message("injected")
-            .build()
-    }
-
     fn deadline() -> Deadline {
         Deadline::after(Duration::from_secs(10))
+    }
+
+    /// A client whose S3 answers each `DeleteObjects` with the per-key errors
+    /// `errors(keys on the wire)` gives, as (key, code); it logs the keys of each call.
+    fn s3_erring(
+        errors: impl Fn(&[String]) -> Vec<(String, &'static str)> + Send + Sync + 'static,
+    ) -> (Client, Arc<Mutex<Vec<Vec<String>>>>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let log = calls.clone();
+        let http = infallible_client_fn(move |request: http::Request<SdkBody>| {
+            let body = std::str::from_utf8(request.body().bytes().unwrap()).unwrap();
+            assert!(body.ends_with("<Quiet>true</Quiet></Delete>"), "{body}");
+            let sent: Vec<String> = body
+                .split("<Key>")
+                .skip(1)
+                .map(|rest| rest.split_once("</Key>").unwrap().0.to_owned())
+                .collect();
+            let answer: String = errors(&sent)
+                .iter()
+                .map(|(key, code)| {
+                    format!("<Error><Key>{key}</Key><Code>{code}</Code><Message>injected</Message></Error>")
+                })
+                .collect();
+            log.lock().unwrap().push(sent);
+            http::Response::builder()
+                .status(200)
+                .body(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{answer}</DeleteResult>"))
+                .unwrap()
+        });
+        let config = aws_sdk_s3::Config::builder()
+            .with_test_defaults_v2()
+            .http_client(http)
+            .build();
+        (Client::from_conf(config), calls)
     }
 
     #[tokio::test]
     async fn a_per_key_error_fails_only_that_key() {
         // GIVEN S3 refuses to delete k/1
-        let rule = mock!(aws_sdk_s3::Client::delete_objects).then_compute_output(|r| {
-            assert_eq!(r.delete().unwrap().quiet(), Some(true));
-            DeleteObjectsOutput::builder()
-                .errors(key_error("k/1", "AccessDenied"))
-                .build()
-        });
-        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+        let (client, calls) = s3_erring(|_| vec![("k/1".into(), "AccessDenied")]);
         // WHEN three keys are deleted
         let result = S3ObjectStore::new(client, "b", 4)
             .delete(&keys(3), deadline())
             .await;
-        // THEN only k/1 failed, not retried, with a reason
+        // THEN all three were sent, only k/1 failed, not retried, with a reason
+        assert_eq!(*calls.lock().unwrap(), [["k/0", "k/1", "k/2"]]);
         assert_eq!(result.failed, vec![ObjectKey::parse("k/1").unwrap()]);
         assert_eq!(result.error.unwrap().kind(), StoreErrorKind::Failed);
-        assert_eq!(rule.num_calls(), 1);
     }
 
     #[tokio::test]
     async fn transient_per_key_errors_are_retried() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counter = calls.clone();
-        let rule = mock!(aws_sdk_s3::Client::delete_objects).then_compute_output(move |r| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let sent = keys_in(r);
-            if sent.len() > 1 {
-                DeleteObjectsOutput::builder()
-                    .errors(key_error(&sent[0], "InternalError"))
-                    .build()
-            } else {
-                DeleteObjectsOutput::builder().build()
-            }
+        // GIVEN S3 answers InternalError for the first key of any call of several keys
+        let (client, calls) = s3_erring(|sent| match sent {
+            [first, _, ..] => vec![(first.clone(), "InternalError")],
+            _ => Vec::new(),
         });
-        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+        // WHEN three keys are deleted
         let result = S3ObjectStore::new(client, "b", 4)
             .delete(&keys(3), deadline())
             .await;
+        // THEN that key alone is sent again, and all are deleted
         assert!(result.failed.is_empty() && result.error.is_none());
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [vec!["k/0", "k/1", "k/2"], vec!["k/0"]]
+        );
         assert_eq!((result.retries, result.item_errors), (1, 1));
     }
 
     #[tokio::test]
     async fn slow_down_until_the_deadline_is_reported_as_throttling() {
-        let rule = mock!(aws_sdk_s3::Client::delete_objects).then_compute_output(|r| {
-            let errors: Vec<KeyError> = keys_in(r)
-                .iter()
-                .map(|k| key_error(k, "SlowDown"))
-                .collect();
-            DeleteObjectsOutput::builder()
-                .set_errors(Some(errors))
-                .build()
-        });
-        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+        // GIVEN S3 answers SlowDown for every key
+        let (client, _) = s3_erring(|sent| sent.iter().map(|k| (k.clone(), "SlowDown")).collect());
+        // WHEN two keys are deleted before a near deadline
         let result = S3ObjectStore::new(client, "b", 4)
             .delete(&keys(2), Deadline::after(Duration::from_millis(200)))
             .await;
+        // THEN both failed, as throttling
         assert_eq!(result.failed.len(), 2);
         assert_eq!(result.error.unwrap().kind(), StoreErrorKind::Throttled);
     }
 
     #[tokio::test]
     async fn deletes_are_chunked_to_1000_keys() {
-        let max = Arc::new(AtomicUsize::new(0));
-        let seen = max.clone();
-        let rule = mock!(aws_sdk_s3::Client::delete_objects).then_compute_output(move |r| {
-            seen.fetch_max(keys_in(r).len(), Ordering::SeqCst);
-            DeleteObjectsOutput::builder().build()
-        });
-        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+        // GIVEN an S3 that deletes everything
+        let (client, calls) = s3_erring(|_| Vec::new());
+        // WHEN 2500 keys are deleted
         let result = S3ObjectStore::new(client, "b", 4)
             .delete(&keys(2500), deadline())
             .await;
+        // THEN three calls carried them all, none over S3's limit
         assert!(result.failed.is_empty());
-        assert_eq!(rule.num_calls(), 3);
-        assert_eq!(max.load(Ordering::SeqCst), MAX_DELETE_BATCH);
+        let mut sizes: Vec<usize> = calls.lock().unwrap().iter().map(Vec::len).collect();
+        sizes.sort();
+        assert_eq!(sizes, [500, MAX_DELETE_BATCH, MAX_DELETE_BATCH]);
+    }
+
+    #[tokio::test]
+    async fn an_answer_to_a_call_whose_keys_were_not_written_deletes_nothing() {
+        // GIVEN a client whose serializer output the object list cannot recognise
+        // (here: an interceptor that rewrites the body first)
+        #[derive(Debug)]
+        struct Rewrite;
+        impl aws_smithy_runtime_api::client::interceptors::Intercept for Rewrite {
+            fn name(&self) -> &'static str {
+                "Rewrite"
+            }
+            fn modify_before_retry_loop(
+                &self,
+                context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+                _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+                _: &mut aws_smithy_types::config_bag::ConfigBag,
+            ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+                *context.request_mut().body_mut() = SdkBody::from("<Delete/>");
+                Ok(())
+            }
+        }
+        let (client, calls) = s3_erring(|_| Vec::new());
+        let config = client.config().to_builder().interceptor(Rewrite).build();
+        // WHEN three keys are deleted
+        let result = S3ObjectStore::new(Client::from_conf(config), "b", 4)
+            .delete(&keys(3), deadline())
+            .await;
+        // THEN nothing was sent, and every key is failed, with a reason
+        assert!(calls.lock().unwrap().is_empty());
+        assert_eq!(result.failed, keys(3));
+        assert!(result.error.is_some());
     }
 
     #[tokio::test]
@@ -290,7 +328,7 @@ mod tests {
             assert_eq!(r.bucket(), Some("images"));
             assert_eq!(r.prefix(), Some(WARM_UP_PREFIX));
             assert_eq!(r.max_keys(), Some(0));
-            aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output::builder().build()
+            ListObjectsV2Output::builder().build()
         });
         let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
         // WHEN the store warms up
