@@ -103,6 +103,10 @@ fn escape_into(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     let (mut start, mut at) = (0, 0);
     while at < bytes.len() {
+        if !MAY_ESCAPE[usize::from(bytes[at])] {
+            at += 1;
+            continue;
+        }
         let (entity, len) = match bytes[at] {
             b'&' => ("&amp;", 1),
             b'\'' => ("&apos;", 1),
@@ -125,6 +129,18 @@ fn escape_into(out: &mut String, text: &str) {
     }
     out.push_str(&text[start..]);
 }
+
+/// The bytes that may start something to escape (see `escape_into`).
+static MAY_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    let bytes = b"&'\"<>\r\n\xC2\xE2";
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
