@@ -151,22 +151,10 @@ mod tests {
     use crate::ports::ObjectStore;
     use crate::retry::Deadline;
     use crate::store::https::tests::{ROOTS, Serve, Server, masked, s3};
+    use crate::store::test_calls::object_deletes_of;
     use crate::store::{https, s3::S3ObjectStore};
-    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
     use proptest::prelude::*;
     use std::time::Duration;
-
-    fn delete_of(keys: &[String]) -> Delete {
-        let objects = keys
-            .iter()
-            .map(|k| ObjectIdentifier::builder().key(k).build().unwrap())
-            .collect();
-        Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .unwrap()
-    }
 
     #[tokio::test]
     async fn the_adapters_deletes_go_on_the_wire_byte_for_byte_as_the_sdk_writes_them() {
@@ -185,7 +173,7 @@ mod tests {
         let _ = client
             .delete_objects()
             .bucket("images")
-            .delete(delete_of(&keys))
+            .delete(object_deletes_of(&keys))
             .send()
             .await;
         let object_keys: Vec<ObjectKey> =
@@ -216,7 +204,7 @@ mod tests {
             client
                 .delete_objects()
                 .bucket("b")
-                .delete(delete_of(keys))
+                .delete(object_deletes_of(keys))
                 .send(),
         );
         request.expect_request().body().bytes().unwrap().to_vec()

@@ -36,8 +36,15 @@ pub fn writes() -> Vec<WriteRequest> {
 
 /// A quiet `DeleteObjects` of 1000 keys, the i-th named by `key(i)`.
 pub fn object_deletes(key: impl Fn(usize) -> String) -> Delete {
-    let objects = (0..1000)
-        .map(|i| ObjectIdentifier::builder().key(key(i)).build().unwrap())
+    let keys: Vec<String> = (0..1000).map(key).collect();
+    object_deletes_of(&keys)
+}
+
+/// A quiet `DeleteObjects` of `keys`.
+pub fn object_deletes_of(keys: &[String]) -> Delete {
+    let objects = keys
+        .iter()
+        .map(|k| ObjectIdentifier::builder().key(k).build().unwrap())
         .collect();
     Delete::builder()
         .set_objects(Some(objects))
