@@ -3,11 +3,11 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
-use futures_util::FutureExt;
-use futures_util::future::Shared;
-use tokio::sync::oneshot;
+use tokio::sync::Notify;
 
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::retry::Deadline;
@@ -50,31 +50,84 @@ pub trait Catalog: Send + Sync {
     async fn warm_up(&self, _deadline: Deadline) {}
 }
 
-/// Leave to send, given later (`Catalog::delete_when`). Cloned by every call that
-/// waits for it; given, or never given, once for all by its `GoSignal`.
+/// Leave to send, given later (`Catalog::delete_when`), once for all the calls that
+/// wait for it: either every one of them goes, or none does. It ends one of three
+/// ways, whichever comes first: given (`GoSignal::give`), never (the signal dropped),
+/// or expired (a waiting call gave up: `Go::expire`).
 #[derive(Clone)]
-pub struct Go(Shared<oneshot::Receiver<()>>);
+pub struct Go(Arc<GoState>);
 
 /// What gives a `Go`. Dropped without `give`, it says never.
-pub struct GoSignal(oneshot::Sender<()>);
+pub struct GoSignal(Arc<GoState>);
+
+struct GoState {
+    state: AtomicU8,
+    changed: Notify,
+}
+
+const PENDING: u8 = 0;
+const GIVEN: u8 = 1;
+const REFUSED: u8 = 2;
+
+impl GoState {
+    /// Ends a pending go as `to`; whether it ended so (now or before).
+    fn end(&self, to: u8) -> bool {
+        let now =
+            match self
+                .state
+                .compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    self.changed.notify_waiters();
+                    to
+                }
+                Err(already) => already,
+            };
+        now == to
+    }
+}
 
 /// A signal and the leave it gives.
 pub fn go_signal() -> (GoSignal, Go) {
-    let (tx, rx) = oneshot::channel();
-    (GoSignal(tx), Go(rx.shared()))
+    let state = Arc::new(GoState {
+        state: AtomicU8::new(PENDING),
+        changed: Notify::new(),
+    });
+    (GoSignal(state.clone()), Go(state))
 }
 
 impl GoSignal {
-    pub fn give(self) {
-        // Every `Go` may be gone (the calls dropped): nobody to tell, nothing to do.
-        let _ = self.0.send(());
+    /// Gives the go, unless a waiting call has already made it expire: whether the
+    /// calls go.
+    pub fn give(self) -> bool {
+        self.0.end(GIVEN)
+    }
+}
+
+impl Drop for GoSignal {
+    fn drop(&mut self) {
+        self.0.end(REFUSED);
     }
 }
 
 impl Go {
-    /// Waits for the signal: `true` once given, `false` once it never will be.
+    /// Waits for the go to end: `true` once given, `false` once it never will be.
     pub async fn given(&self) -> bool {
-        self.0.clone().await.is_ok()
+        loop {
+            let changed = self.0.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            match self.0.state.load(Ordering::Acquire) {
+                PENDING => changed.await,
+                state => return state == GIVEN,
+            }
+        }
+    }
+
+    /// Gives up waiting, for every call that waits for this go: `true` if it is now
+    /// refused (or already was), `false` if it was given first.
+    pub fn expire(&self) -> bool {
+        self.0.end(REFUSED)
     }
 }
 
@@ -259,5 +312,46 @@ impl StdError for StoreError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A go ends once, for every call that waits for it.
+    use super::*;
+
+    #[tokio::test]
+    async fn a_go_given_first_cannot_expire_and_wakes_its_waiters() {
+        // GIVEN a call waiting for a go
+        let (signal, go) = go_signal();
+        let waiting = tokio::spawn({
+            let go = go.clone();
+            async move { go.given().await }
+        });
+        tokio::task::yield_now().await;
+        // WHEN it is given THEN the waiter goes, and a late expiry changes nothing
+        assert!(signal.give());
+        assert!(waiting.await.unwrap());
+        assert!(!go.expire());
+        assert!(go.given().await);
+    }
+
+    #[tokio::test]
+    async fn a_go_expired_first_cannot_be_given() {
+        // GIVEN a go that a waiting call gave up on
+        let (signal, go) = go_signal();
+        assert!(go.expire());
+        // WHEN it is given THEN it is not, and every waiter hears no
+        assert!(!signal.give());
+        assert!(!go.given().await);
+        assert!(go.expire());
+    }
+
+    #[tokio::test]
+    async fn a_signal_dropped_says_never() {
+        let (signal, go) = go_signal();
+        drop(signal);
+        assert!(!go.given().await);
+        assert!(go.expire());
     }
 }

@@ -175,12 +175,15 @@ impl Deleter {
                 .cloned()
                 .collect();
             if !to_unrecord.is_empty() {
-                // Go only when the deletes made ready are exactly those that may go.
-                let result = if ended_unsent.is_none() && to_unrecord.len() == planned.len() {
-                    signal.give();
+                // Go only when the deletes made ready are exactly those that may go, and
+                // only if the calls held for it have not given up (then none was sent).
+                let result = if ended_unsent.is_none()
+                    && to_unrecord.len() == planned.len()
+                    && signal.give()
+                {
                     ready.await
                 } else {
-                    drop((signal, ready));
+                    drop(ready);
                     self.catalog.delete(&to_unrecord, deadline).await
                 };
                 retries += result.retries;
@@ -656,6 +659,9 @@ mod tests {
         inner: Arc<MemoryCatalog>,
         /// `delete_when` ends at once, unsent (as when the gate's patience runs out).
         ends_unsent: bool,
+        /// `delete_when` makes its go expire and waits on (as when one held call gave
+        /// up and others have yet to).
+        expires: bool,
         log: std::sync::Mutex<Vec<String>>,
     }
 
@@ -683,6 +689,10 @@ mod tests {
             deadline: Deadline,
         ) -> Partial<ImageId> {
             self.log(format!("ready {}", strs(ids).join(",")));
+            if self.expires {
+                go.expire();
+                std::future::pending::<()>().await;
+            }
             if self.ends_unsent || !go.given().await {
                 return crate::ports::not_sent(ids);
             }
@@ -723,11 +733,12 @@ mod tests {
     }
 
     /// `world()` behind `Gated` and `Slow`.
-    fn gated_world(ends_unsent: bool) -> (World, Arc<Gated>, Arc<Slow>) {
+    fn gated_world(ends_unsent: bool, expires: bool) -> (World, Arc<Gated>, Arc<Slow>) {
         let w = world();
         let gated = Arc::new(Gated {
             inner: w.catalog.clone(),
             ends_unsent,
+            expires,
             log: Default::default(),
         });
         let slow = Arc::new(Slow {
@@ -742,7 +753,7 @@ mod tests {
     #[tokio::test]
     async fn record_deletes_made_ready_go_only_once_every_object_is_gone() {
         // GIVEN a catalog that makes its deletes ready ahead, and a slow object store
-        let (w, gated, slow) = gated_world(false);
+        let (w, gated, slow) = gated_world(false, false);
         // WHEN A1 and A2 are deleted
         let outcome = w.delete_as_system(&[A1, A2]).await;
         // THEN the deletes made ready while the objects went were let go, and no
@@ -759,7 +770,7 @@ mod tests {
     #[tokio::test]
     async fn when_an_object_stays_the_ready_deletes_are_dropped_unsent() {
         // GIVEN one of A1's objects cannot be deleted
-        let (w, gated, _) = gated_world(false);
+        let (w, gated, _) = gated_world(false, false);
         w.objects.fail_key(&format!("a/{A1}/1"));
         // WHEN A1 and A2 are deleted
         let outcome = w.delete_as_system(&[A1, A2]).await;
@@ -779,10 +790,28 @@ mod tests {
     #[tokio::test]
     async fn ready_deletes_that_ended_unsent_are_made_afresh() {
         // GIVEN a catalog whose ready deletes end unsent before the objects are gone
-        let (w, gated, _) = gated_world(true);
+        let (w, gated, _) = gated_world(true, false);
         // WHEN A1 and A2 are deleted
         let outcome = w.delete_as_system(&[A1, A2]).await;
         // THEN the deletes are made afresh once the objects are gone, and both go
+        assert_eq!(strs(&outcome.deleted), [A1, A2]);
+        assert_eq!(
+            *gated.log.lock().unwrap(),
+            [format!("ready {A1},{A2}"), format!("delete {A1},{A2}")]
+        );
+        assert_eq!(w.catalog.ids(), [B1.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn ready_deletes_whose_go_expired_are_made_afresh() {
+        // GIVEN a catalog whose held deletes give up on their go while S3 works
+        let (w, gated, _) = gated_world(false, true);
+        // WHEN A1 and A2 are deleted
+        let deleting = w.delete_as_system(&[A1, A2]);
+        let outcome = tokio::time::timeout(Duration::from_secs(5), deleting)
+            .await
+            .expect("not left waiting on the expired go");
+        // THEN the go cannot be given, and the deletes are made afresh
         assert_eq!(strs(&outcome.deleted), [A1, A2]);
         assert_eq!(
             *gated.log.lock().unwrap(),

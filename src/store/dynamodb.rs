@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
-use super::gate::{GatedHttpClient, with_go};
+use super::gate::{GatedHttpClient, PATIENCE, with_go};
 use super::records::RecordReader;
 use super::{deadline_passed, in_chunks, send_before};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
@@ -44,15 +45,7 @@ pub struct DynamoCatalog {
 impl DynamoCatalog {
     /// `concurrency` bounds the calls in flight for one batch operation.
     pub fn new(client: Client, table: impl Into<String>, concurrency: usize) -> Self {
-        let gated = client.config().http_client().map(|http| {
-            Client::from_conf(
-                client
-                    .config()
-                    .to_builder()
-                    .http_client(GatedHttpClient::new(http))
-                    .build(),
-            )
-        });
+        let gated = gated_client(&client, PATIENCE);
         Self {
             client,
             gated,
@@ -60,6 +53,12 @@ impl DynamoCatalog {
             album_index: DEFAULT_ALBUM_INDEX.to_owned(),
             concurrency,
         }
+    }
+
+    /// How long `delete_when`'s calls wait for their go (`gate::PATIENCE`).
+    pub fn with_gate_patience(mut self, patience: Duration) -> Self {
+        self.gated = gated_client(&self.client, patience);
+        self
     }
 
     pub fn with_album_index(mut self, index: impl Into<String>) -> Self {
@@ -226,6 +225,17 @@ impl DynamoCatalog {
             };
         }
     }
+}
+
+/// `client` over a `GatedHttpClient`; `None` when it has no HTTP client of its own.
+fn gated_client(client: &Client, patience: Duration) -> Option<Client> {
+    let http = client.config().http_client()?;
+    let config = client.config().to_builder();
+    Some(Client::from_conf(
+        config
+            .http_client(GatedHttpClient::with_patience(http, patience))
+            .build(),
+    ))
 }
 
 /// A record read, or the id of one that cannot be (when that much is readable).

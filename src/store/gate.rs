@@ -28,7 +28,8 @@ tokio::task_local! {
     static GO: Go;
 }
 
-/// Longest a request waits at the gate. Under the SDK's attempt timeout
+/// Longest a request waits at the gate; then the go expires for every request held
+/// under it, so that they all go or none does. Under the SDK's attempt timeout
 /// (`startup::ATTEMPT_TIMEOUT`, 5 s), so that a long wait ends the call unsent (an
 /// error the SDK does not retry) rather than as a timeout it would retry and charge
 /// to its retry quota, and so that a request let through keeps half the attempt's
@@ -96,10 +97,15 @@ impl HttpConnector for Gated {
         let inner = self.inner.clone();
         let patience = self.patience;
         HttpConnectorFuture::new(async move {
-            match tokio::time::timeout(patience, go.given()).await {
-                Ok(true) => inner.call(request).await,
-                Ok(false) => Err(ConnectorError::user(NotSent("never given").into())),
-                Err(_) => Err(ConnectorError::user(NotSent("not given in time").into())),
+            let given = match tokio::time::timeout(patience, go.given()).await {
+                Ok(given) => given,
+                // Expired for every call of this go, unless it was given just now.
+                Err(_) => !go.expire(),
+            };
+            if given {
+                inner.call(request).await
+            } else {
+                Err(ConnectorError::user(NotSent("no go").into()))
             }
         })
     }
@@ -138,6 +144,12 @@ mod tests {
             Err(SdkError::DispatchFailure(e)) if e.is_user() => Err("unsent".into()),
             Err(e) => Err(format!("{e:?}")),
         }
+    }
+
+    fn ids(n: usize) -> Vec<ImageId> {
+        (0..n)
+            .map(|i| ImageId::parse(&format!("00000000-0000-4000-8000-{i:012}")).unwrap())
+            .collect()
     }
 
     /// Long enough for a call to be built, signed and sent were it not held.
@@ -190,9 +202,36 @@ mod tests {
         // WHEN the patience runs out THEN the call ends unsent (not retried)
         let ended = tokio::time::timeout(Duration::from_secs(2), call).await;
         assert_eq!(ended.unwrap().unwrap(), Err("unsent".into()));
-        // AND a go given afterwards sends nothing
-        signal.give();
+        // AND the go can no longer be given, and nothing was sent
+        assert!(!signal.give());
         a_while().await;
+        assert_eq!(server.requests().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn once_one_held_call_gives_up_no_call_of_its_go_is_sent() {
+        // GIVEN the catalog, one call at a time, deleting 50 ids (two calls) under a
+        // go that comes after the gate's patience
+        let server = Server::start(Serve::Answer).await;
+        let client = dynamodb(
+            https::client(&[ROOTS]).unwrap(),
+            &server.url(),
+            RetryConfig::standard(),
+        );
+        let catalog =
+            DynamoCatalog::new(client, "images", 1).with_gate_patience(Duration::from_millis(50));
+        let ids = ids(50);
+        let (signal, go) = go_signal();
+        // WHEN the first call gives up, and the second is made after that
+        let result = tokio::time::timeout(
+            Duration::from_secs(2),
+            catalog.delete_when(&ids, go, Deadline::after(Duration::from_secs(10))),
+        )
+        .await
+        .expect("the held calls end on their own");
+        // THEN neither was sent, both are failed, and the go can no longer be given
+        assert_eq!(result.failed.len(), 50);
+        assert!(!signal.give());
         assert_eq!(server.requests().len(), 0);
     }
 
@@ -232,9 +271,7 @@ mod tests {
             RetryConfig::standard(),
         );
         let catalog = DynamoCatalog::new(client, "images", 40);
-        let ids: Vec<ImageId> = (0..30)
-            .map(|i| ImageId::parse(&format!("00000000-0000-4000-8000-{i:012}")).unwrap())
-            .collect();
+        let ids = ids(30);
         let deadline = Deadline::after(Duration::from_secs(10));
         // WHEN its deletes are made ready under a go not yet given
         let (signal, go) = go_signal();
