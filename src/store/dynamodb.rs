@@ -150,7 +150,7 @@ impl DynamoCatalog {
         }
     }
 
-    /// Deletes one chunk, retrying unprocessed items until done or out of time.
+    /// Deletes the records of `ids` through `client`, in chunks of DynamoDB's limit.
     async fn delete_through(
         &self,
         client: &Client,
@@ -165,6 +165,7 @@ impl DynamoCatalog {
         .collect()
     }
 
+    /// Deletes one chunk, retrying unprocessed items until done or out of time.
     async fn delete_chunk(
         &self,
         client: &Client,
