@@ -277,6 +277,14 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     #[test]
+    fn a_held_record_delete_gives_up_before_its_attempt_times_out() {
+        // A held call that gives up must do so before the SDK's attempt timeout (else
+        // the SDK retries it as a timeout), and leave a call let through time to be
+        // answered (`store::gate::PATIENCE`).
+        assert!(crate::store::gate::PATIENCE * 2 <= ATTEMPT_TIMEOUT);
+    }
+
+    #[test]
     fn a_ca_bundle_must_hold_certificates() {
         let dir = std::env::temp_dir().join(format!("ca-bundle-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
