@@ -119,7 +119,7 @@ mod tests {
 
     use super::*;
     use crate::domain::ImageId;
-    use crate::ports::{Catalog, go_signal};
+    use crate::ports::{Catalog, GoSignal, go_signal};
     use crate::retry::Deadline;
     use crate::store::dynamodb::DynamoCatalog;
     use crate::store::https::tests::{ROOTS, Serve, Server, calls_through, dynamodb};
@@ -152,6 +152,22 @@ mod tests {
             .collect()
     }
 
+    /// A write through the gated client (with this patience), started under a go not
+    /// yet given; the loopback server it would reach, and the go's signal.
+    async fn held_write(
+        patience: Duration,
+    ) -> (
+        Server,
+        GoSignal,
+        tokio::task::JoinHandle<Result<(), String>>,
+    ) {
+        let server = Server::start(Serve::Answer).await;
+        let client = dynamodb(gated(patience), &server.url(), RetryConfig::standard());
+        let (signal, go) = go_signal();
+        let call = tokio::spawn(with_go(go, write(client)));
+        (server, signal, call)
+    }
+
     /// Long enough for a call to be built, signed and sent were it not held.
     async fn a_while() {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -160,10 +176,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_is_held_until_go_is_given_then_sent_once() {
         // GIVEN a write through the gated client under a go not yet given
-        let server = Server::start(Serve::Answer).await;
-        let client = dynamodb(gated(PATIENCE), &server.url(), RetryConfig::standard());
-        let (signal, go) = go_signal();
-        let call = tokio::spawn(with_go(go, write(client)));
+        let (server, signal, call) = held_write(PATIENCE).await;
         // WHEN it has had time to go out
         a_while().await;
         // THEN nothing reached the server, and the call still waits
@@ -178,10 +191,7 @@ mod tests {
     #[tokio::test]
     async fn a_go_never_given_sends_nothing() {
         // GIVEN a held write
-        let server = Server::start(Serve::Answer).await;
-        let client = dynamodb(gated(PATIENCE), &server.url(), RetryConfig::standard());
-        let (signal, go) = go_signal();
-        let call = tokio::spawn(with_go(go, write(client)));
+        let (server, signal, call) = held_write(PATIENCE).await;
         a_while().await;
         // WHEN its signal is dropped without giving go
         drop(signal);
@@ -194,11 +204,7 @@ mod tests {
     #[tokio::test]
     async fn a_go_that_comes_too_late_sends_nothing() {
         // GIVEN a held write whose go comes after the gate's patience
-        let server = Server::start(Serve::Answer).await;
-        let patience = Duration::from_millis(50);
-        let client = dynamodb(gated(patience), &server.url(), RetryConfig::standard());
-        let (signal, go) = go_signal();
-        let call = tokio::spawn(with_go(go, write(client)));
+        let (server, signal, call) = held_write(Duration::from_millis(50)).await;
         // WHEN the patience runs out THEN the call ends unsent (not retried)
         let ended = tokio::time::timeout(Duration::from_secs(2), call).await;
         assert_eq!(ended.unwrap().unwrap(), Err("unsent".into()));
