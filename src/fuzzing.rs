@@ -127,16 +127,17 @@ pub fn batch_get_answer(data: &[u8]) {
 /// holds one object per key, no markup character outside the markup, and every key
 /// reads back as it was.
 pub fn object_list(data: &[u8]) {
-    const EMPTY: &str =
-        r#"<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet></Delete>"#;
+    const HEAD: &str = r#"<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#;
+    const TAIL: &str = "<Quiet>true</Quiet></Delete>";
     let text = String::from_utf8_lossy(data);
     let keys: Vec<ObjectKey> = text.split('\u{1f}').filter_map(ObjectKey::parse).collect();
-    let body = crate::store::object_list::with_keys(EMPTY.as_bytes(), &keys)
+    let empty = format!("{HEAD}{TAIL}");
+    let body = crate::store::object_list::with_keys(empty.as_bytes(), &keys)
         .expect("the SDK's frame is recognised");
     let body = String::from_utf8(body).expect("the body is UTF-8");
     let inner = body
-        .strip_prefix(r#"<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#)
-        .and_then(|b| b.strip_suffix("<Quiet>true</Quiet></Delete>"))
+        .strip_prefix(HEAD)
+        .and_then(|b| b.strip_suffix(TAIL))
         .expect("the frame is kept");
     let read: Vec<String> = inner
         .split("<Object><Key>")

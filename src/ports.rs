@@ -27,11 +27,7 @@ pub trait Catalog: Send + Sync {
     /// the future may be dropped, or end on its own (nothing sent, every id `failed`);
     /// if `go` is never given, nothing is ever sent.
     async fn delete_when(&self, ids: &[ImageId], go: Go, deadline: Deadline) -> Partial<ImageId> {
-        if go.given().await {
-            self.delete(ids, deadline).await
-        } else {
-            not_sent(ids)
-        }
+        delete_once_given(self, ids, go, deadline).await
     }
 
     /// One page of the ids of `album`'s images (through the album index), starting
@@ -128,6 +124,21 @@ impl Go {
     /// refused (or already was), `false` if it was given first.
     pub fn expire(&self) -> bool {
         self.0.end(REFUSED)
+    }
+}
+
+/// `catalog.delete` once `go` is given, or nothing sent: `delete_when` for a catalog
+/// that makes nothing ready ahead.
+pub async fn delete_once_given<C: Catalog + ?Sized>(
+    catalog: &C,
+    ids: &[ImageId],
+    go: Go,
+    deadline: Deadline,
+) -> Partial<ImageId> {
+    if go.given().await {
+        catalog.delete(ids, deadline).await
+    } else {
+        not_sent(ids)
     }
 }
 

@@ -169,23 +169,27 @@ impl Deleter {
                 object_errors += result.item_errors;
             }
 
-            let to_unrecord: Vec<ImageId> = planned
-                .iter()
-                .filter(|id| !failed.contains(*id))
-                .cloned()
-                .collect();
-            if !to_unrecord.is_empty() {
-                // Go only when the deletes made ready are exactly those that may go, and
-                // only if the calls held for it have not given up (then none was sent).
-                let result = if ended_unsent.is_none()
-                    && to_unrecord.len() == planned.len()
-                    && signal.give()
-                {
-                    ready.await
+            // Go only when every planned delete may still go (no image of them lost an
+            // object) and the calls held for it have not given up (then none was sent);
+            // otherwise drop them and make afresh those that may go.
+            let all_may_go = planned.iter().all(|id| !failed.contains(id));
+            let result = if planned.is_empty() {
+                None
+            } else if ended_unsent.is_none() && all_may_go && signal.give() {
+                Some(ready.await)
+            } else {
+                drop(ready);
+                let to_unrecord: Vec<ImageId> = planned
+                    .into_iter()
+                    .filter(|id| !failed.contains(id))
+                    .collect();
+                if to_unrecord.is_empty() {
+                    None
                 } else {
-                    drop(ready);
-                    self.catalog.delete(&to_unrecord, deadline).await
-                };
+                    Some(self.catalog.delete(&to_unrecord, deadline).await)
+                }
+            };
+            if let Some(result) = result {
                 retries += result.retries;
                 if !result.failed.is_empty() {
                     let check = self.confirm(result.failed, result.error, deadline).await;

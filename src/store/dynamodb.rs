@@ -13,7 +13,9 @@ use super::gate::{GatedHttpClient, PATIENCE, with_go};
 use super::records::RecordReader;
 use super::{deadline_passed, in_chunks, send_before};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
-use crate::ports::{AlbumPage, Catalog, Go, Lookup, Partial, StoreError, StoreErrorKind, not_sent};
+use crate::ports::{
+    AlbumPage, Catalog, Go, Lookup, Partial, StoreError, StoreErrorKind, delete_once_given,
+};
 use crate::retry::{Backoff, Deadline};
 
 /// DynamoDB caps `BatchGetItem` at 100 keys per call.
@@ -376,8 +378,7 @@ impl Catalog for DynamoCatalog {
     async fn delete_when(&self, ids: &[ImageId], go: Go, deadline: Deadline) -> Partial<ImageId> {
         match &self.gated {
             Some(gated) => with_go(go, self.delete_through(gated, ids, deadline)).await,
-            None if go.given().await => self.delete(ids, deadline).await,
-            None => not_sent(ids),
+            None => delete_once_given(self, ids, go, deadline).await,
         }
     }
 }

@@ -168,6 +168,15 @@ mod tests {
         (server, signal, call)
     }
 
+    /// The DynamoDB catalog over our client, `concurrency` calls at once, and the
+    /// loopback server it talks to.
+    async fn catalog(concurrency: usize) -> (Server, DynamoCatalog) {
+        let server = Server::start(Serve::Answer).await;
+        let http = https::client(&[ROOTS]).unwrap();
+        let client = dynamodb(http, &server.url(), RetryConfig::standard());
+        (server, DynamoCatalog::new(client, "images", concurrency))
+    }
+
     /// Long enough for a call to be built, signed and sent were it not held.
     async fn a_while() {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -218,14 +227,8 @@ mod tests {
     async fn once_one_held_call_gives_up_no_call_of_its_go_is_sent() {
         // GIVEN the catalog, one call at a time, deleting 50 ids (two calls) under a
         // go that comes after the gate's patience
-        let server = Server::start(Serve::Answer).await;
-        let client = dynamodb(
-            https::client(&[ROOTS]).unwrap(),
-            &server.url(),
-            RetryConfig::standard(),
-        );
-        let catalog =
-            DynamoCatalog::new(client, "images", 1).with_gate_patience(Duration::from_millis(50));
+        let (server, catalog) = catalog(1).await;
+        let catalog = catalog.with_gate_patience(Duration::from_millis(50));
         let ids = ids(50);
         let (signal, go) = go_signal();
         // WHEN the first call gives up, and the second is made after that
@@ -270,13 +273,7 @@ mod tests {
     #[tokio::test]
     async fn the_catalogs_record_deletes_are_held_until_go() {
         // GIVEN the DynamoDB catalog and 30 ids (two BatchWriteItem calls)
-        let server = Server::start(Serve::Answer).await;
-        let client = dynamodb(
-            https::client(&[ROOTS]).unwrap(),
-            &server.url(),
-            RetryConfig::standard(),
-        );
-        let catalog = DynamoCatalog::new(client, "images", 40);
+        let (server, catalog) = catalog(40).await;
         let ids = ids(30);
         let deadline = Deadline::after(Duration::from_secs(10));
         // WHEN its deletes are made ready under a go not yet given

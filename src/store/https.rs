@@ -425,8 +425,9 @@ pub(crate) mod tests {
 
     /// A request as received, with the per-call random id masked.
     pub(crate) fn masked(bytes: &[u8]) -> String {
-        let text = String::from_utf8(bytes.to_vec()).unwrap();
-        text.lines()
+        std::str::from_utf8(bytes)
+            .unwrap()
+            .lines()
             .map(|line| match line.split_once(':') {
                 Some((name, _)) if name.eq_ignore_ascii_case("amz-sdk-invocation-id") => {
                     format!("{name}: random")

@@ -27,6 +27,9 @@ use crate::domain::ObjectKey;
 
 /// Where the objects go in the SDK's body of a quiet delete with none.
 const AFTER_OBJECTS: &str = "<Quiet>true</Quiet></Delete>";
+/// What the SDK writes around each key.
+const OBJECT_OPEN: &str = "<Object><Key>";
+const OBJECT_CLOSE: &str = "</Key></Object>";
 
 /// One call's interceptor: writes `keys` into the body of a quiet `DeleteObjects`
 /// that the SDK serialized with no objects.
@@ -84,13 +87,14 @@ pub(crate) fn with_keys(empty: &[u8], keys: &[ObjectKey]) -> Option<Vec<u8>> {
     if !head.ends_with('>') || !head.contains("<Delete") || head.contains("<Object>") {
         return None;
     }
-    let size: usize = keys.iter().map(|k| k.as_str().len() + 28).sum();
+    let frame = OBJECT_OPEN.len() + OBJECT_CLOSE.len();
+    let size: usize = keys.iter().map(|k| k.as_str().len() + frame).sum();
     let mut out = String::with_capacity(empty.len() + size);
     out.push_str(head);
     for key in keys {
-        out.push_str("<Object><Key>");
+        out.push_str(OBJECT_OPEN);
         escape_into(&mut out, key.as_str());
-        out.push_str("</Key></Object>");
+        out.push_str(OBJECT_CLOSE);
     }
     out.push_str(AFTER_OBJECTS);
     Some(out.into_bytes())

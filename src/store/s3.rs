@@ -62,14 +62,13 @@ impl S3ObjectStore {
                 .interceptor(list.clone())
                 .send();
             let output = match send_before(deadline, OP, sent).await {
-                // An answer to a body without the keys says nothing about them.
-                Ok(_) if !list.written() => Err(StoreError::new(StoreErrorKind::Failed, OP)
-                    .with_source("the keys were not written into the call")),
-                sent => sent,
-            };
-            let output = match output {
-                Ok(output) => output,
-                Err(err) => {
+                Ok(output) if list.written() => output,
+                failed => {
+                    // An answer to a body without the keys says nothing about them.
+                    let err = failed.err().unwrap_or_else(|| {
+                        StoreError::new(StoreErrorKind::Failed, OP)
+                            .with_source("the keys were not written into the call")
+                    });
                     result.failed.extend(pending.iter().cloned());
                     result.error = StoreError::worst(result.error, Some(err));
                     return result;
