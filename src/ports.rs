@@ -120,6 +120,11 @@ impl Go {
         }
     }
 
+    /// Whether the go has neither been given nor refused yet.
+    pub fn pending(&self) -> bool {
+        self.0.state.load(Ordering::Acquire) == PENDING
+    }
+
     /// Gives up waiting, for every call that waits for this go: `true` if it is now
     /// refused (or already was), `false` if it was given first.
     pub fn expire(&self) -> bool {
@@ -340,8 +345,10 @@ mod tests {
             async move { go.given().await }
         });
         tokio::task::yield_now().await;
+        assert!(go.pending());
         // WHEN it is given THEN the waiter goes, and a late expiry changes nothing
         assert!(signal.give());
+        assert!(!go.pending());
         assert!(waiting.await.unwrap());
         assert!(!go.expire());
         assert!(go.given().await);
@@ -352,6 +359,7 @@ mod tests {
         // GIVEN a go that a waiting call gave up on
         let (signal, go) = go_signal();
         assert!(go.expire());
+        assert!(!go.pending());
         // WHEN it is given THEN it is not, and every waiter hears no
         assert!(!signal.give());
         assert!(!go.given().await);

@@ -14,7 +14,7 @@ use crate::domain::Deleter;
 use crate::http::Api;
 use crate::retry::Deadline;
 use crate::store::dynamodb::DynamoCatalog;
-use crate::store::https;
+use crate::store::https::{self, ConnectAhead};
 use crate::store::payload_hash::RingPayloadHash;
 use crate::store::s3::S3ObjectStore;
 use crate::store::sigv4::CachedSigV4;
@@ -78,22 +78,54 @@ fn ca_bundle(path: Option<std::ffi::OsString>) -> Result<Option<Vec<u8>>, InitEr
 /// (one small crypto provider for TLS; the binary carries no aws-lc and no HTTP/2),
 /// trusting the bundled AWS root CAs and any `extra` ones (`extra_root_cas`).
 pub fn https_client(extra: Option<Vec<u8>>) -> Result<SharedHttpClient, InitError> {
+    Ok(https_client_with_ahead(extra)?.0)
+}
+
+fn https_client_with_ahead(
+    extra: Option<Vec<u8>>,
+) -> Result<(SharedHttpClient, ConnectAhead), InitError> {
     let mut bundles: Vec<&[u8]> = vec![AWS_ROOT_CAS];
     bundles.extend(extra.as_deref());
-    Ok(https::client(&bundles)?)
+    Ok(https::client_with_ahead(&bundles)?)
+}
+
+/// The shared AWS config, and the handle that opens connections ahead through its
+/// HTTP client (held record deletes, `store::gate`). Derefs to the config.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub sdk: SdkConfig,
+    pub connect_ahead: Option<ConnectAhead>,
+}
+
+impl From<SdkConfig> for Aws {
+    /// A config whose HTTP client opens nothing ahead.
+    fn from(sdk: SdkConfig) -> Self {
+        Self {
+            sdk,
+            connect_ahead: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Aws {
+    type Target = SdkConfig;
+
+    fn deref(&self) -> &SdkConfig {
+        &self.sdk
+    }
 }
 
 /// The shared AWS config: endpoints from the standard environment, explicit timeouts,
 /// the HTTPS client above, and, when the environment holds them (as on Lambda), region
 /// and credentials read straight from it rather than through the provider chains
 /// (which build an STS client and read profile files).
-pub async fn aws_config() -> Result<SdkConfig, InitError> {
+pub async fn aws_config() -> Result<Aws, InitError> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    let http = https_client(extra_root_cas()?)?;
+    let (http, ahead) = https_client_with_ahead(extra_root_cas()?)?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .timeout_config(timeouts)
@@ -110,18 +142,21 @@ pub async fn aws_config() -> Result<SdkConfig, InitError> {
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         );
     }
-    Ok(loader.load().await)
+    Ok(Aws {
+        sdk: loader.load().await,
+        connect_ahead: Some(ahead),
+    })
 }
 
 /// The deletion core over DynamoDB and S3.
-pub fn deleter(config: &Config, aws: &SdkConfig) -> Deleter {
-    let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(aws)
+pub fn deleter(config: &Config, aws: &Aws) -> Deleter {
+    let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&aws.sdk)
         .interceptor(RingPayloadHash)
         .push_auth_scheme(CachedSigV4::default())
         .disable_clock_skew_correction(true)
         .build();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb_config);
-    let s3_config = aws_sdk_s3::config::Builder::from(aws)
+    let s3_config = aws_sdk_s3::config::Builder::from(&aws.sdk)
         .force_path_style(config.s3_path_style)
         .interceptor(RingPayloadHash)
         .push_auth_scheme(CachedSigV4::default())
@@ -129,7 +164,8 @@ pub fn deleter(config: &Config, aws: &SdkConfig) -> Deleter {
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(s3_config);
     let catalog = DynamoCatalog::new(dynamodb, &config.table, config.concurrency)
-        .with_album_index(&config.album_index);
+        .with_album_index(&config.album_index)
+        .with_connect_ahead(aws.connect_ahead.clone());
     Deleter::new(
         Arc::new(catalog),
         Arc::new(S3ObjectStore::new(s3, &config.bucket, config.concurrency)),
@@ -179,7 +215,7 @@ const PRECONNECT_BUDGET: Duration = Duration::from_secs(2);
 /// their connections and TLS sessions open, their lazily built state made, in init
 /// rather than in the first request. Off by default: on an on-demand cold start the
 /// caller waits for init and the first request alike (README, Benchmarks).
-pub async fn api(config: &Config, aws: &SdkConfig) -> Result<Api, InitError> {
+pub async fn api(config: &Config, aws: &Aws) -> Result<Api, InitError> {
     let deleter = deleter(config, aws);
     if config.preconnect {
         deleter.warm_up(Deadline::after(PRECONNECT_BUDGET)).await;
@@ -201,17 +237,20 @@ const CLEANUP_MAX_ATTEMPTS: u32 = 8;
 /// send rate that every concurrent call shares, and the rate recovers as calls
 /// succeed, so an album cleanup settles near the services' limits instead of
 /// retrying each call blindly.
-pub fn cleanup(config: &Config, aws: &SdkConfig) -> Result<Cleanup, InitError> {
+pub fn cleanup(config: &Config, aws: &Aws) -> Result<Cleanup, InitError> {
     let queue_url = config
         .cleanup_queue_url
         .clone()
         .ok_or(ConfigError::Missing("CLEANUP_QUEUE_URL"))?;
-    let aws = &aws
-        .to_builder()
-        .retry_config(
-            aws_config::retry::RetryConfig::adaptive().with_max_attempts(CLEANUP_MAX_ATTEMPTS),
-        )
-        .build();
+    let aws = &Aws {
+        sdk: aws
+            .to_builder()
+            .retry_config(
+                aws_config::retry::RetryConfig::adaptive().with_max_attempts(CLEANUP_MAX_ATTEMPTS),
+            )
+            .build(),
+        connect_ahead: aws.connect_ahead.clone(),
+    };
     let handoff = SqsHandOff::new(aws_sdk_sqs::Client::new(aws), queue_url);
     Ok(Cleanup::new(
         deleter(config, aws),

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
 use super::gate::{GatedHttpClient, PATIENCE, with_go};
+use super::https::ConnectAhead;
 use super::records::RecordReader;
 use super::{deadline_passed, in_chunks, send_before};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
@@ -39,6 +40,8 @@ pub struct DynamoCatalog {
     /// The same client over a `GatedHttpClient`, for `delete_when`; `None` when the
     /// client has no HTTP client of its own to gate (then `delete_when` waits first).
     gated: Option<Client>,
+    patience: Duration,
+    ahead: Option<ConnectAhead>,
     table: Arc<str>,
     album_index: String,
     concurrency: usize,
@@ -47,10 +50,12 @@ pub struct DynamoCatalog {
 impl DynamoCatalog {
     /// `concurrency` bounds the calls in flight for one batch operation.
     pub fn new(client: Client, table: impl Into<String>, concurrency: usize) -> Self {
-        let gated = gated_client(&client, PATIENCE);
+        let gated = gated_client(&client, PATIENCE, None);
         Self {
             client,
             gated,
+            patience: PATIENCE,
+            ahead: None,
             table: Arc::from(table.into()),
             album_index: DEFAULT_ALBUM_INDEX.to_owned(),
             concurrency,
@@ -59,7 +64,16 @@ impl DynamoCatalog {
 
     /// How long `delete_when`'s calls wait for their go (`gate::PATIENCE`).
     pub fn with_gate_patience(mut self, patience: Duration) -> Self {
-        self.gated = gated_client(&self.client, patience);
+        self.patience = patience;
+        self.gated = gated_client(&self.client, patience, self.ahead.clone());
+        self
+    }
+
+    /// Opens the connections of `delete_when`'s calls while they wait for their go;
+    /// `ahead` must belong to the client's HTTP client (`https::client_with_ahead`).
+    pub fn with_connect_ahead(mut self, ahead: Option<ConnectAhead>) -> Self {
+        self.ahead = ahead;
+        self.gated = gated_client(&self.client, self.patience, self.ahead.clone());
         self
     }
 
@@ -231,13 +245,15 @@ impl DynamoCatalog {
 }
 
 /// `client` over a `GatedHttpClient`; `None` when it has no HTTP client of its own.
-fn gated_client(client: &Client, patience: Duration) -> Option<Client> {
+fn gated_client(
+    client: &Client,
+    patience: Duration,
+    ahead: Option<ConnectAhead>,
+) -> Option<Client> {
     let http = client.config().http_client()?;
-    let config = client.config().to_builder();
+    let gated = GatedHttpClient::with_patience(http, patience).with_connect_ahead(ahead);
     Some(Client::from_conf(
-        config
-            .http_client(GatedHttpClient::with_patience(http, patience))
-            .build(),
+        client.config().to_builder().http_client(gated).build(),
     ))
 }
 

@@ -9,6 +9,10 @@
 //!
 //! Fail-safe by construction: the client lets a request through only when the `Go`
 //! scoped around the call (`with_go`) is given; a call without one is refused unsent.
+//!
+//! While a request waits, its connection can be opened (`https::ConnectAhead`): on
+//! the first large request, 30 new connections (TLS handshakes, on AWS) then open
+//! during S3's wait instead of after it. No byte of the request is sent on them.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,6 +27,7 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use crate::ports::Go;
+use crate::store::https::ConnectAhead;
 
 tokio::task_local! {
     static GO: Go;
@@ -51,6 +56,7 @@ struct NotSent(&'static str);
 pub struct GatedHttpClient {
     inner: SharedHttpClient,
     patience: Duration,
+    ahead: Option<ConnectAhead>,
 }
 
 impl GatedHttpClient {
@@ -59,7 +65,18 @@ impl GatedHttpClient {
     }
 
     pub fn with_patience(inner: SharedHttpClient, patience: Duration) -> Self {
-        Self { inner, patience }
+        Self {
+            inner,
+            patience,
+            ahead: None,
+        }
+    }
+
+    /// Opens the connections of held requests while they wait; `ahead` must be the
+    /// one of `inner` (`https::client_with_ahead`).
+    pub fn with_connect_ahead(mut self, ahead: Option<ConnectAhead>) -> Self {
+        self.ahead = ahead;
+        self
     }
 }
 
@@ -72,6 +89,7 @@ impl HttpClient for GatedHttpClient {
         SharedHttpConnector::new(Gated {
             inner: self.inner.http_connector(settings, components),
             patience: self.patience,
+            ahead: self.ahead.clone(),
         })
     }
 
@@ -85,6 +103,7 @@ impl HttpClient for GatedHttpClient {
 struct Gated {
     inner: SharedHttpConnector,
     patience: Duration,
+    ahead: Option<ConnectAhead>,
 }
 
 impl HttpConnector for Gated {
@@ -96,12 +115,19 @@ impl HttpConnector for Gated {
         };
         let inner = self.inner.clone();
         let patience = self.patience;
+        // Only a request that will wait (not a retry after the go) is worth a
+        // connection opened ahead.
+        let held = match &self.ahead {
+            Some(ahead) if go.pending() => ahead.hold(request.uri()),
+            _ => None,
+        };
         HttpConnectorFuture::new(async move {
             let given = match tokio::time::timeout(patience, go.given()).await {
                 Ok(given) => given,
                 // Expired for every call of this go, unless it was given just now.
                 Err(_) => !go.expire(),
             };
+            drop(held);
             if given {
                 inner.call(request).await
             } else {
@@ -268,6 +294,32 @@ mod tests {
         // THEN the server receives the same bytes
         assert_eq!(expected.len(), 3);
         assert_eq!(sent, expected);
+    }
+
+    #[tokio::test]
+    async fn the_catalogs_held_deletes_find_their_connections_opened_while_they_wait() {
+        // GIVEN the DynamoDB catalog over our client, opening connections ahead, and
+        // 30 ids (two BatchWriteItem calls)
+        let server = Server::start(Serve::Answer).await;
+        let (http, ahead) = https::client_with_ahead(&[ROOTS]).unwrap();
+        let client = dynamodb(http, &server.url(), RetryConfig::standard());
+        let catalog = DynamoCatalog::new(client, "images", 40).with_connect_ahead(Some(ahead));
+        let ids = ids(30);
+        // WHEN its deletes are made ready under a go not yet given
+        let (signal, go) = go_signal();
+        let deadline = Deadline::after(Duration::from_secs(10));
+        let mut ready = Box::pin(catalog.delete_when(&ids, go, deadline));
+        let held = tokio::time::timeout(Duration::from_millis(200), ready.as_mut()).await;
+        // THEN their two connections are open, and nothing was sent on them
+        assert!(held.is_err(), "the deletes ended before go");
+        assert_eq!(server.connections(), 2);
+        assert_eq!(server.requests().len(), 0);
+        // WHEN go is given THEN both calls go out on those connections
+        signal.give();
+        let result = ready.await;
+        assert!(result.failed.is_empty(), "{:?}", result.error);
+        assert_eq!(server.requests().len(), 2);
+        assert_eq!(server.connections(), 2);
     }
 
     #[tokio::test]

@@ -8,6 +8,10 @@
 //! a connect timeout that covers the TLS handshake, connections reused across calls
 //! and clients, TLS session resumption, and errors classified so that the SDK retries
 //! exactly the transient ones (`connector_error`).
+//!
+//! One thing it adds: connections opened ahead of requests known to come
+//! (`ConnectAhead`), so that record deletes held at the gate (`store::gate`) find their
+//! connections open, TLS done, when S3 confirms, instead of opening 30 of them after.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -31,7 +35,7 @@ use aws_smithy_types::retry::ErrorKind;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -46,6 +50,20 @@ pub enum ClientError {
 
 /// The client, trusting exactly the certificates of the PEM bundles given.
 pub fn client(pem_bundles: &[&[u8]]) -> Result<SharedHttpClient, ClientError> {
+    client_with_ahead(pem_bundles).map(|(client, _)| client)
+}
+
+/// [`client`], and the handle that opens connections ahead for it.
+pub fn client_with_ahead(
+    pem_bundles: &[&[u8]],
+) -> Result<(SharedHttpClient, ConnectAhead), ClientError> {
+    build(pem_bundles, FRESH_FOR)
+}
+
+fn build(
+    pem_bundles: &[&[u8]],
+    fresh_for: Duration,
+) -> Result<(SharedHttpClient, ConnectAhead), ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for pem in pem_bundles {
         roots.add_parsable_certificates(CertificateDer::pem_slice_iter(pem).filter_map(Result::ok));
@@ -58,10 +76,16 @@ pub fn client(pem_bundles: &[&[u8]]) -> Result<SharedHttpClient, ClientError> {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(SharedHttpClient::new(Https {
+    let stock = Arc::new(Stock {
+        fresh_for,
+        ..Stock::default()
+    });
+    let client = SharedHttpClient::new(Https {
         tls,
         connectors: Mutex::default(),
-    }))
+        stock: stock.clone(),
+    });
+    Ok((client, ConnectAhead(stock)))
 }
 
 /// One connector per distinct timeout setting (in practice one): the SDK asks for a
@@ -70,6 +94,7 @@ pub fn client(pem_bundles: &[&[u8]]) -> Result<SharedHttpClient, ClientError> {
 struct Https {
     tls: rustls::ClientConfig,
     connectors: Mutex<HashMap<Timeouts, SharedHttpConnector>>,
+    stock: Arc<Stock>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -94,7 +119,10 @@ impl HttpClient for Https {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         connectors
             .entry(timeouts)
-            .or_insert_with(|| SharedHttpConnector::new(Connector::new(self.tls.clone(), timeouts)))
+            .or_insert_with(|| {
+                let connector = Connector::new(self.tls.clone(), timeouts, self.stock.clone());
+                SharedHttpConnector::new(connector)
+            })
             .clone()
     }
 
@@ -106,12 +134,12 @@ impl HttpClient for Https {
 
 #[derive(Debug)]
 struct Connector {
-    client: Client<ConnectTimeout<HttpsConnector<TcpConnector>>, SdkBody>,
+    client: Client<Stocked, SdkBody>,
     read_timeout: Option<Duration>,
 }
 
 impl Connector {
-    fn new(tls: rustls::ClientConfig, timeouts: Timeouts) -> Self {
+    fn new(tls: rustls::ClientConfig, timeouts: Timeouts, stock: Arc<Stock>) -> Self {
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
@@ -121,11 +149,16 @@ impl Connector {
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp);
+        let opener = ConnectTimeout {
+            inner: https,
+            timeout: timeouts.connect,
+        };
+        stock.offer_opener(&opener);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .build(ConnectTimeout {
-                inner: https,
-                timeout: timeouts.connect,
+            .build(Stocked {
+                inner: opener,
+                stock,
             });
         Self {
             client,
@@ -206,6 +239,242 @@ where
                 None => connecting.await.map_err(Into::into),
             }
         })
+    }
+}
+
+/// A connection as the connector makes it: TCP, then TLS unless the endpoint is plain
+/// http.
+type Conn = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+
+/// What opens connections: TCP connect and TLS handshake under the connect timeout.
+type Opener = ConnectTimeout<HttpsConnector<TcpConnector>>;
+
+/// How long a connection opened ahead may wait for its request. A request sent on a
+/// connection the server has meanwhile closed fails (the pool retries only on reused
+/// connections), so an old one is closed rather than used. Longer than the gate's
+/// patience (`store::gate::PATIENCE`, 2.5 s), the longest a held request waits.
+const FRESH_FOR: Duration = Duration::from_secs(4);
+
+/// Opens connections ahead of requests known to come: the record deletes held at the
+/// gate until S3 confirms (`store::gate`).
+#[derive(Clone, Debug)]
+pub struct ConnectAhead(Arc<Stock>);
+
+impl ConnectAhead {
+    /// Counts a request to `uri` that waits to be sent, until the guard drops, and
+    /// opens a connection for it when the host's connections (in the pool, opened
+    /// ahead or opening) are fewer than its waiting requests. Nothing is sent on it:
+    /// the pool takes it when the request goes.
+    pub fn hold(&self, uri: &str) -> Option<Held> {
+        let uri: http::Uri = uri.parse().ok()?;
+        let key = host_key(&uri)?;
+        let opener = lock(&self.0.opener).clone();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let mut hosts = lock(&self.0.hosts);
+        let host = hosts.entry(key.clone()).or_default();
+        host.held += 1;
+        host.drop_stale(self.0.fresh_for);
+        if let (Some(opener), Some(runtime)) = (opener, runtime)
+            && host.shortfall() > 0
+        {
+            host.opening += 1;
+            runtime.spawn(open_ahead(self.0.clone(), opener, uri, key.clone()));
+        }
+        Some(Held {
+            stock: self.0.clone(),
+            key,
+        })
+    }
+}
+
+/// A request counted as waiting by [`ConnectAhead::hold`] until dropped.
+#[derive(Debug)]
+pub struct Held {
+    stock: Arc<Stock>,
+    key: String,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(host) = lock(&self.stock.hosts).get_mut(&self.key) {
+            host.held = host.held.saturating_sub(1);
+        }
+    }
+}
+
+async fn open_ahead(stock: Arc<Stock>, mut opener: Opener, uri: http::Uri, key: String) {
+    use tower_service::Service;
+    // A failure is left to the request: it connects when it goes, as without this,
+    // and reports its own error.
+    let opened = opener.call(uri).await;
+    let mut hosts = lock(&stock.hosts);
+    let host = hosts.entry(key).or_default();
+    host.opening = host.opening.saturating_sub(1);
+    if let Ok(conn) = opened {
+        host.ready.push_back((std::time::Instant::now(), conn));
+    }
+}
+
+/// The connections of one client, counted per host as the pool keys them (scheme and
+/// authority).
+#[derive(Debug, Default)]
+struct Stock {
+    /// `FRESH_FOR`, but for tests.
+    fresh_for: Duration,
+    hosts: Mutex<HashMap<String, Host>>,
+    /// The first connector's opener, which `ConnectAhead` opens with.
+    opener: Mutex<Option<Opener>>,
+}
+
+#[derive(Debug, Default)]
+struct Host {
+    /// Handed to the pool and still open, idle or busy.
+    pooled: usize,
+    /// Being opened ahead.
+    opening: usize,
+    /// Requests waiting to be sent (`ConnectAhead::hold`).
+    held: usize,
+    /// Opened ahead and not yet taken by the pool, oldest first.
+    ready: std::collections::VecDeque<(std::time::Instant, Conn)>,
+}
+
+impl Host {
+    fn shortfall(&self) -> usize {
+        self.held
+            .saturating_sub(self.pooled + self.opening + self.ready.len())
+    }
+
+    fn drop_stale(&mut self, fresh_for: Duration) {
+        let now = std::time::Instant::now();
+        self.ready
+            .retain(|(at, _)| now.duration_since(*at) < fresh_for);
+    }
+}
+
+impl Stock {
+    fn offer_opener(&self, opener: &Opener) {
+        lock(&self.opener).get_or_insert_with(|| opener.clone());
+    }
+
+    /// A fresh connection opened ahead for `key`, if there is one.
+    fn take(&self, key: &str) -> Option<Conn> {
+        let mut hosts = lock(&self.hosts);
+        let host = hosts.get_mut(key)?;
+        host.drop_stale(self.fresh_for);
+        host.ready.pop_back().map(|(_, conn)| conn)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn host_key(uri: &http::Uri) -> Option<String> {
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+}
+
+/// The pool's connector: a connection opened ahead when one is fresh, else a new one;
+/// either way counted as pooled until closed.
+#[derive(Clone, Debug)]
+struct Stocked {
+    inner: Opener,
+    stock: Arc<Stock>,
+}
+
+impl tower_service::Service<http::Uri> for Stocked {
+    type Response = Counted;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Counted, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let key = host_key(&uri);
+        let stock = self.stock.clone();
+        match key.as_deref().and_then(|key| stock.take(key)) {
+            Some(conn) => Box::pin(async move { Ok(Counted::new(stock, key, conn)) }),
+            None => {
+                let connecting = self.inner.call(uri);
+                Box::pin(async move { Ok(Counted::new(stock, key, connecting.await?)) })
+            }
+        }
+    }
+}
+
+/// A connection in the pool, counted in its host's `pooled` until dropped.
+#[derive(Debug)]
+struct Counted {
+    conn: Conn,
+    stock: Arc<Stock>,
+    key: Option<String>,
+}
+
+impl Counted {
+    fn new(stock: Arc<Stock>, key: Option<String>, conn: Conn) -> Self {
+        if let Some(key) = &key {
+            lock(&stock.hosts).entry(key.clone()).or_default().pooled += 1;
+        }
+        Self { conn, stock, key }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(key) = &self.key
+            && let Some(host) = lock(&self.stock.hosts).get_mut(key)
+        {
+            host.pooled = host.pooled.saturating_sub(1);
+        }
+    }
+}
+
+impl hyper::rt::Read for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().conn).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().conn).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().conn).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().conn).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.conn.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().conn).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl hyper_util::client::legacy::connect::Connection for Counted {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        self.conn.connected()
     }
 }
 
@@ -338,6 +607,21 @@ pub(crate) mod tests {
 
         pub(crate) fn requests(&self) -> Vec<Vec<u8>> {
             self.requests.lock().unwrap().clone()
+        }
+
+        pub(crate) fn connections(&self) -> usize {
+            self.connections.load(Ordering::SeqCst)
+        }
+
+        /// Waits (up to 2 s) until `n` connections were accepted.
+        pub(crate) async fn accepted(&self, n: usize) -> usize {
+            for _ in 0..200 {
+                if self.connections() >= n {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            self.connections()
         }
     }
 
@@ -593,6 +877,63 @@ pub(crate) mod tests {
             matches!(err, aws_sdk_dynamodb::error::SdkError::DispatchFailure(ref f) if f.is_timeout()),
             "{err:?}"
         );
+    }
+
+    /// `n` `ListTables` calls at once through `http`.
+    async fn calls_at_once(http: SharedHttpClient, server: &Server, n: usize) {
+        let ddb = dynamodb(http, &server.url(), RetryConfig::disabled());
+        let calls = (0..n).map(|_| ddb.list_tables().send());
+        for answer in futures_util::future::join_all(calls).await {
+            answer.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn held_requests_find_their_connections_opened_ahead() {
+        // GIVEN our client with one connection in its pool, and a server
+        let server = Server::start(Serve::Answer).await;
+        let (http, ahead) = client_with_ahead(&[ROOTS]).unwrap();
+        calls_at_once(http.clone(), &server, 1).await;
+        // WHEN three requests to it are announced as held
+        let held: Vec<_> = (0..3).map(|_| ahead.hold(&server.url()).unwrap()).collect();
+        // THEN the two missing connections are opened, and nothing is sent on them
+        assert_eq!(server.accepted(3).await, 3);
+        assert_eq!(server.requests().len(), 1);
+        // WHEN the three go at once
+        drop(held);
+        calls_at_once(http.clone(), &server, 3).await;
+        // THEN they are sent on those connections: none is opened after
+        assert_eq!(server.requests().len(), 4);
+        assert_eq!(server.connections(), 3);
+        // AND once the pool holds as many as are held, holding opens nothing
+        let held: Vec<_> = (0..3).map(|_| ahead.hold(&server.url()).unwrap()).collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(server.connections(), 3);
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_connection_opened_ahead_and_left_unused_too_long_is_not_used() {
+        // GIVEN our client, whose connections opened ahead stay fresh for 50 ms
+        let server = Server::start(Serve::Answer).await;
+        let (http, ahead) = build(&[ROOTS], Duration::from_millis(50)).unwrap();
+        calls_at_once(http.clone(), &server, 1).await;
+        // WHEN a second connection is opened ahead and its request goes only later
+        let held = [ahead.hold(&server.url()), ahead.hold(&server.url())];
+        assert_eq!(server.accepted(2).await, 2);
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        calls_at_once(http, &server, 2).await;
+        // THEN the stale one is not used: the second call opens a connection of its own
+        assert_eq!(server.requests().len(), 3);
+        assert_eq!(server.connections(), 3);
+    }
+
+    #[test]
+    fn connections_opened_ahead_outlive_the_gates_patience() {
+        // A held request waits up to the gate's patience: the connection opened for
+        // it must still be fresh when it goes.
+        assert!(FRESH_FOR > crate::store::gate::PATIENCE);
     }
 
     #[test]
