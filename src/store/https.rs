@@ -304,6 +304,19 @@ impl Drop for Held {
 
 async fn open_ahead(stock: Arc<Stock>, mut opener: Opener, uri: http::Uri, key: String) {
     use tower_service::Service;
+    // First the connections that requests wait for now, such as S3's while the
+    // record deletes are held: on one thread, 30 handshakes would delay its own.
+    stock.none_connecting().await;
+    {
+        let mut hosts = lock(&stock.hosts);
+        let host = hosts.entry(key.clone()).or_default();
+        // Meanwhile the held requests may have gone, and connected on their own:
+        // still short, counting this one as not opening?
+        if host.held < host.pooled + host.ready.len() + host.opening {
+            host.opening = host.opening.saturating_sub(1);
+            return;
+        }
+    }
     // A failure is left to the request: it connects when it goes, as without this,
     // and reports its own error.
     let opened = opener.call(uri).await;
@@ -324,6 +337,10 @@ struct Stock {
     hosts: Mutex<HashMap<String, Host>>,
     /// The first connector's opener, which `ConnectAhead` opens with.
     opener: Mutex<Option<Opener>>,
+    /// Connections being opened for requests that wait for them (not ahead).
+    connecting: std::sync::atomic::AtomicUsize,
+    /// Notified when `connecting` falls to 0.
+    none_connecting: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -354,6 +371,19 @@ impl Host {
 impl Stock {
     fn offer_opener(&self, opener: &Opener) {
         lock(&self.opener).get_or_insert_with(|| opener.clone());
+    }
+
+    /// Returns once no request waits for a connection being opened.
+    async fn none_connecting(&self) {
+        loop {
+            let notified = self.none_connecting.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.connecting.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// A fresh connection opened ahead for `key`, if there is one.
@@ -399,8 +429,39 @@ impl tower_service::Service<http::Uri> for Stocked {
             Some(conn) => Box::pin(async move { Ok(Counted::new(stock, key, conn)) }),
             None => {
                 let connecting = self.inner.call(uri);
-                Box::pin(async move { Ok(Counted::new(stock, key, connecting.await?)) })
+                let waited_for = Connecting::new(stock.clone());
+                Box::pin(async move {
+                    let conn = connecting.await;
+                    drop(waited_for);
+                    Ok(Counted::new(stock, key, conn?))
+                })
             }
+        }
+    }
+}
+
+/// A connection being opened for a request, counted in `Stock::connecting` until
+/// dropped.
+struct Connecting(Arc<Stock>);
+
+impl Connecting {
+    fn new(stock: Arc<Stock>) -> Self {
+        stock
+            .connecting
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(stock)
+    }
+}
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        if self
+            .0
+            .connecting
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.none_connecting.notify_waiters();
         }
     }
 }
@@ -927,6 +988,50 @@ pub(crate) mod tests {
         // THEN the stale one is not used: the second call opens a connection of its own
         assert_eq!(server.requests().len(), 3);
         assert_eq!(server.connections(), 3);
+    }
+
+    #[tokio::test]
+    async fn connections_are_opened_ahead_only_once_no_request_waits_for_one() {
+        // GIVEN our client, a call connecting to an endpoint whose TLS handshake stalls
+        // for 300 ms (as S3's might while the record deletes are held), and a server
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_port = silent.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                held.push(stream);
+            }
+        });
+        let server = Server::start(Serve::Answer).await;
+        let (http, ahead) = client_with_ahead(&[ROOTS]).unwrap();
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
+            .endpoint_url(format!("https://127.0.0.1:{silent_port}"))
+            .http_client(http.clone())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                aws_smithy_types::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_millis(300))
+                    .build(),
+            )
+            .build();
+        let stalled = tokio::spawn(
+            aws_sdk_dynamodb::Client::from_conf(config)
+                .list_tables()
+                .send(),
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // WHEN two requests to the server are held meanwhile
+        let held = [ahead.hold(&server.url()), ahead.hold(&server.url())];
+        // THEN nothing is opened for them while that call connects
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(server.connections(), 0);
+        // AND once it has given up, both are
+        assert!(stalled.await.unwrap().is_err());
+        assert_eq!(server.accepted(2).await, 2);
+        drop(held);
     }
 
     #[test]
