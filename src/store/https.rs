@@ -902,9 +902,12 @@ pub(crate) mod tests {
         retried_to_the_limit(Serve::CutShort).await;
     }
 
-    #[tokio::test]
-    async fn a_handshake_that_never_ends_is_a_connect_timeout() {
-        // GIVEN an https endpoint that accepts connections and never answers
+    /// A DynamoDB client through `http`, with this connect timeout, to an https
+    /// endpoint that accepts connections and never answers.
+    async fn stalled_endpoint(
+        http: SharedHttpClient,
+        connect_timeout: Duration,
+    ) -> aws_sdk_dynamodb::Client {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -918,20 +921,23 @@ pub(crate) mod tests {
             .region(Region::new("eu-west-1"))
             .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
             .endpoint_url(format!("https://127.0.0.1:{port}"))
-            .http_client(client(&[ROOTS]).unwrap())
+            .http_client(http)
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 aws_smithy_types::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_millis(200))
+                    .connect_timeout(connect_timeout)
                     .build(),
             )
             .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn a_handshake_that_never_ends_is_a_connect_timeout() {
+        // GIVEN an https endpoint that accepts connections and never answers
+        let stalled = stalled_endpoint(client(&[ROOTS]).unwrap(), Duration::from_millis(200));
         // WHEN a call is made
-        let err = aws_sdk_dynamodb::Client::from_conf(config)
-            .list_tables()
-            .send()
-            .await
-            .unwrap_err();
+        let err = stalled.await.list_tables().send().await.unwrap_err();
         // THEN it fails as a timeout (retryable), the TLS handshake bounded by the
         // connect timeout
         assert!(
@@ -994,34 +1000,10 @@ pub(crate) mod tests {
     async fn connections_are_opened_ahead_only_once_no_request_waits_for_one() {
         // GIVEN our client, a call connecting to an endpoint whose TLS handshake stalls
         // for 300 ms (as S3's might while the record deletes are held), and a server
-        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let silent_port = silent.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((stream, _)) = silent.accept().await {
-                held.push(stream);
-            }
-        });
         let server = Server::start(Serve::Answer).await;
         let (http, ahead) = client_with_ahead(&[ROOTS]).unwrap();
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("eu-west-1"))
-            .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
-            .endpoint_url(format!("https://127.0.0.1:{silent_port}"))
-            .http_client(http.clone())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                aws_smithy_types::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_millis(300))
-                    .build(),
-            )
-            .build();
-        let stalled = tokio::spawn(
-            aws_sdk_dynamodb::Client::from_conf(config)
-                .list_tables()
-                .send(),
-        );
+        let stalled = stalled_endpoint(http, Duration::from_millis(300)).await;
+        let stalled = tokio::spawn(async move { stalled.list_tables().send().await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         // WHEN two requests to the server are held meanwhile
         let held = [ahead.hold(&server.url()), ahead.hold(&server.url())];
