@@ -310,22 +310,25 @@ async fn open_ahead(stock: Arc<Stock>, mut opener: Opener, uri: http::Uri, key: 
     {
         let mut hosts = lock(&stock.hosts);
         let host = hosts.entry(key.clone()).or_default();
-        // Meanwhile the held requests may have gone, and connected on their own:
-        // still short, counting this one as not opening?
-        if host.held < host.pooled + host.ready.len() + host.opening {
-            host.opening = host.opening.saturating_sub(1);
+        host.opening = host.opening.saturating_sub(1);
+        // Meanwhile the held requests may have gone and connected on their own.
+        if !host.short() {
             return;
         }
+        host.started += 1;
     }
-    // A failure is left to the request: it connects when it goes, as without this,
+    // A failure is left to the request: it connects on its own, as without this,
     // and reports its own error.
     let opened = opener.call(uri).await;
-    let mut hosts = lock(&stock.hosts);
-    let host = hosts.entry(key).or_default();
-    host.opening = host.opening.saturating_sub(1);
-    if let Ok(conn) = opened {
-        host.ready.push_back((std::time::Instant::now(), conn));
+    {
+        let mut hosts = lock(&stock.hosts);
+        let host = hosts.entry(key).or_default();
+        host.started = host.started.saturating_sub(1);
+        if let Ok(conn) = opened {
+            host.ready.push_back((std::time::Instant::now(), conn));
+        }
     }
+    stock.ahead_done.notify_waiters();
 }
 
 /// The connections of one client, counted per host as the pool keys them (scheme and
@@ -341,24 +344,37 @@ struct Stock {
     connecting: std::sync::atomic::AtomicUsize,
     /// Notified when `connecting` falls to 0.
     none_connecting: tokio::sync::Notify,
+    /// Notified when a connection opened ahead is ready, or failed.
+    ahead_done: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
 struct Host {
     /// Handed to the pool and still open, idle or busy.
     pooled: usize,
-    /// Being opened ahead.
+    /// To be opened ahead, once no request waits for a connection of its own.
     opening: usize,
+    /// Being opened ahead now.
+    started: usize,
     /// Requests waiting to be sent (`ConnectAhead::hold`).
     held: usize,
+    /// Requests sent, waiting for a connection being opened ahead (`Stock::ahead_for`).
+    waiting: usize,
     /// Opened ahead and not yet taken by the pool, oldest first.
     ready: std::collections::VecDeque<(std::time::Instant, Conn)>,
 }
 
 impl Host {
+    /// Connections still to open ahead for the held requests.
     fn shortfall(&self) -> usize {
         self.held
-            .saturating_sub(self.pooled + self.opening + self.ready.len())
+            .saturating_sub(self.pooled + self.opening + self.started + self.ready.len())
+    }
+
+    /// Whether requests (held, or sent and waiting) outnumber the connections there
+    /// are or are being opened ahead for them.
+    fn short(&self) -> bool {
+        self.waiting + self.held.saturating_sub(self.pooled) > self.ready.len() + self.started
     }
 
     fn drop_stale(&mut self, fresh_for: Duration) {
@@ -383,6 +399,39 @@ impl Stock {
                 return;
             }
             notified.await;
+        }
+    }
+
+    /// A connection opened ahead for `key`, waiting for one being opened rather
+    /// than opening another; `None` when none is ready or coming.
+    async fn ahead_for(&self, key: &str) -> Option<Conn> {
+        let mut me = Waiting {
+            stock: self,
+            key,
+            counted: false,
+        };
+        loop {
+            let done = self.ahead_done.notified();
+            let mut done = std::pin::pin!(done);
+            done.as_mut().enable();
+            {
+                let mut hosts = lock(&self.hosts);
+                let host = hosts.get_mut(key)?;
+                if me.counted {
+                    host.waiting = host.waiting.saturating_sub(1);
+                    me.counted = false;
+                }
+                host.drop_stale(self.fresh_for);
+                if let Some((_, conn)) = host.ready.pop_back() {
+                    return Some(conn);
+                }
+                if host.started <= host.waiting {
+                    return None;
+                }
+                host.waiting += 1;
+                me.counted = true;
+            }
+            done.await;
         }
     }
 
@@ -428,14 +477,37 @@ impl tower_service::Service<http::Uri> for Stocked {
         match key.as_deref().and_then(|key| stock.take(key)) {
             Some(conn) => Box::pin(async move { Ok(Counted::new(stock, key, conn)) }),
             None => {
-                let connecting = self.inner.call(uri);
-                let waited_for = Connecting::new(stock.clone());
+                let mut opener = self.inner.clone();
                 Box::pin(async move {
-                    let conn = connecting.await;
+                    if let Some(key) = &key
+                        && let Some(conn) = stock.ahead_for(key).await
+                    {
+                        return Ok(Counted::new(stock, Some(key.clone()), conn));
+                    }
+                    let waited_for = Connecting::new(stock.clone());
+                    let conn = opener.call(uri).await;
                     drop(waited_for);
                     Ok(Counted::new(stock, key, conn?))
                 })
             }
+        }
+    }
+}
+
+/// A request counted in its host's `waiting` (while `counted`): uncounted when its
+/// connection's future is dropped mid-wait.
+struct Waiting<'a> {
+    stock: &'a Stock,
+    key: &'a str,
+    counted: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.counted
+            && let Some(host) = lock(&self.stock.hosts).get_mut(self.key)
+        {
+            host.waiting = host.waiting.saturating_sub(1);
         }
     }
 }
@@ -908,19 +980,31 @@ pub(crate) mod tests {
         http: SharedHttpClient,
         connect_timeout: Duration,
     ) -> aws_sdk_dynamodb::Client {
+        stalled_endpoint_counted(http, connect_timeout).await.0
+    }
+
+    /// [`stalled_endpoint`], its URL, and how many connections it has accepted.
+    async fn stalled_endpoint_counted(
+        http: SharedHttpClient,
+        connect_timeout: Duration,
+    ) -> (aws_sdk_dynamodb::Client, String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
         tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
                 held.push(stream);
             }
         });
+        let url = format!("https://127.0.0.1:{port}");
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("eu-west-1"))
             .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
-            .endpoint_url(format!("https://127.0.0.1:{port}"))
+            .endpoint_url(&url)
             .http_client(http)
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -929,7 +1013,7 @@ pub(crate) mod tests {
                     .build(),
             )
             .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
+        (aws_sdk_dynamodb::Client::from_conf(config), url, accepted)
     }
 
     #[tokio::test]
@@ -1014,6 +1098,33 @@ pub(crate) mod tests {
         assert!(stalled.await.unwrap().is_err());
         assert_eq!(server.accepted(2).await, 2);
         drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_for_the_connection_being_opened_ahead_for_it() {
+        // GIVEN our client opening a connection ahead to an endpoint whose TLS
+        // handshakes take 300 ms (and then fail)
+        let (http, ahead) = client_with_ahead(&[ROOTS]).unwrap();
+        let (ddb, url, accepted) =
+            stalled_endpoint_counted(http.clone(), Duration::from_millis(300)).await;
+        // The opener exists once a connector does: one call made it.
+        let first = tokio::spawn({
+            let ddb = ddb.clone();
+            async move { ddb.list_tables().send().await }
+        });
+        assert!(first.await.unwrap().is_err());
+        let held = ahead.hold(&url);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // WHEN the held request goes while that connection is still being opened
+        drop(held);
+        let call = tokio::spawn(async move { ddb.list_tables().send().await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // THEN it waits for it rather than opening another
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // AND when that one fails, it opens its own
+        assert!(call.await.unwrap().is_err());
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
     #[test]
