@@ -372,12 +372,12 @@ def seeded_ids(n):
     return SEED_IDS[:n] if n <= len(SEED_IDS) else random_ids(n)
 
 
-def round_trips(subject, delay_s, concurrency, starts=1):
+def round_trips(subject, delay_s, concurrency, starts=1, tls=False):
     """Two 1000-id deletes per fresh process against the delayed fake (the first opens
     its connections, the second finds them open); counts and peak memory from the
     first process, walls as medians over `starts` processes (one sample is at the
     mercy of this machine's noise)."""
-    runs = [round_trip_once(subject, delay_s, concurrency) for _ in range(starts)]
+    runs = [round_trip_once(subject, delay_s, concurrency, tls) for _ in range(starts)]
     firsts = [first["wall_s"] for first, _, _ in runs]
     seconds = [second["wall_s"] for _, second, _ in runs]
     first, second, peak_kib = runs[0]
@@ -400,8 +400,8 @@ def round_trips(subject, delay_s, concurrency, starts=1):
     }
 
 
-def round_trip_once(subject, delay_s, concurrency):
-    runtime, aws = FakeRuntime(), RustFakeAws(str(FAKE_AWS), delay_s, ALBUM)
+def round_trip_once(subject, delay_s, concurrency, tls=False):
+    runtime, aws = FakeRuntime(), RustFakeAws(str(FAKE_AWS), delay_s, ALBUM, tls=tls)
     env = lambda_env(runtime, aws, {"AWS_CONCURRENCY": str(concurrency)} if concurrency else None)
     process = subject.start(env)
     results = []
@@ -486,6 +486,9 @@ def measure(subject, args):
         figures["per_second_1"] = throughput(subject, delay, 1)
         figures["per_second_8"] = throughput(subject, delay, 8)
     figures["round_trips_40"] = round_trips(subject, delay, 40, starts=WALL_STARTS)
+    # The same over HTTPS: what a first request after a cold start pays on AWS, where
+    # every new connection is a TLS handshake.
+    figures["round_trips_40_tls"] = round_trips(subject, delay, 40, starts=WALL_STARTS, tls=True)
     if not args.skip_callgrind:
         print(f"[{subject.name}] callgrind", file=sys.stderr)
         figures["instructions_to_first_next"] = instructions(subject, [])
@@ -564,6 +567,8 @@ def main():
         row(f"1000 ids: wall / D, 2nd request (bound 40), median of {WALL_STARTS}", ("round_trips_40", "wall_over_d_second")),
         row("1000 ids: wall / D, 2nd request (bound 40), min - max", ("round_trips_40", "wall_over_d_second_range"),
             transform=lambda r: f"{r[0]:.2f} - {r[1]:.2f}"),
+        row(f"TLS: 1000 ids: wall / D (bound 40), 1st request, median of {WALL_STARTS}", ("round_trips_40_tls", "wall_over_d")),
+        row(f"TLS: 1000 ids: wall / D (bound 40), 2nd request, median of {WALL_STARTS}", ("round_trips_40_tls", "wall_over_d_second")),
         row("1000 ids: wall / D (default bound: Rust 40, peer 16)", ("round_trips_default", "wall_over_d")),
         row("1000 ids: wall / D (bound 16)", ("round_trips_16", "wall_over_d")),
         row("peak RSS after 1000 ids (bound 16)", ("round_trips_16", "peak_rss_mib"), " MiB", 1),
