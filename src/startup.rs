@@ -97,16 +97,6 @@ pub struct Aws {
     pub connect_ahead: Option<ConnectAhead>,
 }
 
-impl From<SdkConfig> for Aws {
-    /// A config whose HTTP client opens nothing ahead.
-    fn from(sdk: SdkConfig) -> Self {
-        Self {
-            sdk,
-            connect_ahead: None,
-        }
-    }
-}
-
 impl std::ops::Deref for Aws {
     type Target = SdkConfig;
 
