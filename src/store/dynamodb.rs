@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
-use super::gate::{GatedHttpClient, PATIENCE, with_go};
+use super::gate::{AheadSlot, GatedHttpClient, PATIENCE, with_go};
 use super::https::ConnectAhead;
 use super::records::RecordReader;
 use super::{deadline_passed, in_chunks, send_before};
@@ -40,8 +40,8 @@ pub struct DynamoCatalog {
     /// The same client over a `GatedHttpClient`, for `delete_when`; `None` when the
     /// client has no HTTP client of its own to gate (then `delete_when` waits first).
     gated: Option<Client>,
-    patience: Duration,
-    ahead: Option<ConnectAhead>,
+    /// The gated client's `ConnectAhead`, given after it is built.
+    ahead: AheadSlot,
     table: Arc<str>,
     album_index: String,
     concurrency: usize,
@@ -50,12 +50,12 @@ pub struct DynamoCatalog {
 impl DynamoCatalog {
     /// `concurrency` bounds the calls in flight for one batch operation.
     pub fn new(client: Client, table: impl Into<String>, concurrency: usize) -> Self {
-        let gated = gated_client(&client, PATIENCE, None);
+        let ahead = AheadSlot::default();
+        let gated = gated_client(&client, PATIENCE, ahead.clone());
         Self {
             client,
             gated,
-            patience: PATIENCE,
-            ahead: None,
+            ahead,
             table: Arc::from(table.into()),
             album_index: DEFAULT_ALBUM_INDEX.to_owned(),
             concurrency,
@@ -64,16 +64,17 @@ impl DynamoCatalog {
 
     /// How long `delete_when`'s calls wait for their go (`gate::PATIENCE`).
     pub fn with_gate_patience(mut self, patience: Duration) -> Self {
-        self.patience = patience;
         self.gated = gated_client(&self.client, patience, self.ahead.clone());
         self
     }
 
     /// Opens the connections of `delete_when`'s calls while they wait for their go;
     /// `ahead` must belong to the client's HTTP client (`https::client_with_ahead`).
-    pub fn with_connect_ahead(mut self, ahead: Option<ConnectAhead>) -> Self {
-        self.ahead = ahead;
-        self.gated = gated_client(&self.client, self.patience, self.ahead.clone());
+    /// The first one given stays.
+    pub fn with_connect_ahead(self, ahead: Option<ConnectAhead>) -> Self {
+        if let Some(ahead) = ahead {
+            let _ = self.ahead.set(ahead);
+        }
         self
     }
 
@@ -245,11 +246,7 @@ impl DynamoCatalog {
 }
 
 /// `client` over a `GatedHttpClient`; `None` when it has no HTTP client of its own.
-fn gated_client(
-    client: &Client,
-    patience: Duration,
-    ahead: Option<ConnectAhead>,
-) -> Option<Client> {
+fn gated_client(client: &Client, patience: Duration, ahead: AheadSlot) -> Option<Client> {
     let http = client.config().http_client()?;
     let gated = GatedHttpClient::with_patience(http, patience).with_connect_ahead(ahead);
     Some(Client::from_conf(

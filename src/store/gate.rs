@@ -15,6 +15,7 @@
 //! during S3's wait instead of after it. No byte of the request is sent on them.
 
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
@@ -51,12 +52,16 @@ pub async fn with_go<F: Future>(go: Go, calls: F) -> F::Output {
 #[error("not sent: {0}")]
 struct NotSent(&'static str);
 
+/// Where a gated client finds the `ConnectAhead` of its inner client: settable after
+/// the gated client is built, so that it is built once.
+pub type AheadSlot = Arc<OnceLock<ConnectAhead>>;
+
 /// An HTTP client that sends a request only once the `Go` around its call is given.
 #[derive(Debug, Clone)]
 pub struct GatedHttpClient {
     inner: SharedHttpClient,
     patience: Duration,
-    ahead: Option<ConnectAhead>,
+    ahead: AheadSlot,
 }
 
 impl GatedHttpClient {
@@ -68,13 +73,14 @@ impl GatedHttpClient {
         Self {
             inner,
             patience,
-            ahead: None,
+            ahead: AheadSlot::default(),
         }
     }
 
-    /// Opens the connections of held requests while they wait; `ahead` must be the
-    /// one of `inner` (`https::client_with_ahead`).
-    pub fn with_connect_ahead(mut self, ahead: Option<ConnectAhead>) -> Self {
+    /// Opens the connections of held requests while they wait, through the
+    /// `ConnectAhead` in `ahead` once it holds one: that of `inner`
+    /// (`https::client_with_ahead`).
+    pub fn with_connect_ahead(mut self, ahead: AheadSlot) -> Self {
         self.ahead = ahead;
         self
     }
@@ -103,7 +109,7 @@ impl HttpClient for GatedHttpClient {
 struct Gated {
     inner: SharedHttpConnector,
     patience: Duration,
-    ahead: Option<ConnectAhead>,
+    ahead: AheadSlot,
 }
 
 impl HttpConnector for Gated {
@@ -117,7 +123,7 @@ impl HttpConnector for Gated {
         let patience = self.patience;
         // Only a request that will wait (not a retry after the go) is worth a
         // connection opened ahead.
-        let held = match &self.ahead {
+        let held = match self.ahead.get() {
             Some(ahead) if go.pending() => ahead.hold(request.uri()),
             _ => None,
         };

@@ -275,7 +275,7 @@ impl ConnectAhead {
         host.held += 1;
         host.drop_stale(self.0.fresh_for);
         if let (Some(opener), Some(runtime)) = (opener, runtime)
-            && host.shortfall() > 0
+            && host.short()
         {
             host.opening += 1;
             runtime.spawn(open_ahead(self.0.clone(), opener, uri, key.clone()));
@@ -365,16 +365,11 @@ struct Host {
 }
 
 impl Host {
-    /// Connections still to open ahead for the held requests.
-    fn shortfall(&self) -> usize {
-        self.held
-            .saturating_sub(self.pooled + self.opening + self.started + self.ready.len())
-    }
-
     /// Whether requests (held, or sent and waiting) outnumber the connections there
-    /// are or are being opened ahead for them.
+    /// are, opened ahead, or to be opened ahead for them.
     fn short(&self) -> bool {
-        self.waiting + self.held.saturating_sub(self.pooled) > self.ready.len() + self.started
+        self.waiting + self.held.saturating_sub(self.pooled)
+            > self.ready.len() + self.started + self.opening
     }
 
     fn drop_stale(&mut self, fresh_for: Duration) {
@@ -402,8 +397,8 @@ impl Stock {
         }
     }
 
-    /// A connection opened ahead for `key`, waiting for one being opened rather
-    /// than opening another; `None` when none is ready or coming.
+    /// A fresh connection opened ahead for `key`, waiting for one being opened
+    /// rather than opening another; `None` when none is ready or coming.
     async fn ahead_for(&self, key: &str) -> Option<Conn> {
         let mut me = Waiting {
             stock: self,
@@ -433,14 +428,6 @@ impl Stock {
             }
             done.await;
         }
-    }
-
-    /// A fresh connection opened ahead for `key`, if there is one.
-    fn take(&self, key: &str) -> Option<Conn> {
-        let mut hosts = lock(&self.hosts);
-        let host = hosts.get_mut(key)?;
-        host.drop_stale(self.fresh_for);
-        host.ready.pop_back().map(|(_, conn)| conn)
     }
 }
 
@@ -474,23 +461,18 @@ impl tower_service::Service<http::Uri> for Stocked {
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let key = host_key(&uri);
         let stock = self.stock.clone();
-        match key.as_deref().and_then(|key| stock.take(key)) {
-            Some(conn) => Box::pin(async move { Ok(Counted::new(stock, key, conn)) }),
-            None => {
-                let mut opener = self.inner.clone();
-                Box::pin(async move {
-                    if let Some(key) = &key
-                        && let Some(conn) = stock.ahead_for(key).await
-                    {
-                        return Ok(Counted::new(stock, Some(key.clone()), conn));
-                    }
-                    let waited_for = Connecting::new(stock.clone());
-                    let conn = opener.call(uri).await;
-                    drop(waited_for);
-                    Ok(Counted::new(stock, key, conn?))
-                })
+        let mut opener = self.inner.clone();
+        Box::pin(async move {
+            if let Some(key) = &key
+                && let Some(conn) = stock.ahead_for(key).await
+            {
+                return Ok(Counted::new(stock, Some(key.clone()), conn));
             }
-        }
+            let waited_for = Connecting::new(stock.clone());
+            let conn = opener.call(uri).await;
+            drop(waited_for);
+            Ok(Counted::new(stock, key, conn?))
+        })
     }
 }
 
