@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from devtoken import mint  # noqa: E402
 from seed_data import DEV_SECRET, SEED_ALBUM as ALBUM, SEED_IDS  # noqa: E402
-from fakes import FakeRuntime, RustFakeAws  # noqa: E402
+from fakes import FakeRuntime, RustFakeAws, ServedRuntime  # noqa: E402
 
 FAKE_AWS = ROOT / "target/release/fake-aws"
 FAKE_RUNTIME = ROOT / "target/release/fake-runtime"
@@ -401,20 +401,16 @@ def round_trips(subject, delay_s, concurrency, starts=1, tls=False):
 
 
 def round_trip_once(subject, delay_s, concurrency, tls=False):
-    runtime, aws = FakeRuntime(), RustFakeAws(str(FAKE_AWS), delay_s, ALBUM, tls=tls)
+    runtime, aws = ServedRuntime(str(FAKE_RUNTIME)), RustFakeAws(str(FAKE_AWS), delay_s, ALBUM, tls=tls)
     env = lambda_env(runtime, aws, {"AWS_CONCURRENCY": str(concurrency)} if concurrency else None)
     process = subject.start(env)
     results = []
     try:
         # Init's own calls (PRECONNECT) are not the request's.
-        while runtime.next_calls < 1 and process.poll() is None:
-            time.sleep(0.005)
+        runtime.wait_ready()
         for _ in range(2):
             aws.reset()
-            runtime.events.put(event(random_ids(1000)))
-            t0 = time.perf_counter_ns()
-            at, response = answer(runtime)
-            wall = (at - t0) / 1e9
+            wall, response = runtime.invoke(event(random_ids(1000)))
             deleted = len(json.loads(response["body"]))
             results.append({**aws.snapshot(), "wall_s": wall, "deleted": deleted})
         status = pathlib.Path(f"/proc/{process.pid}/status").read_text()

@@ -104,6 +104,42 @@ class FakeRuntime:
         self.server.server_close()
 
 
+class ServedRuntime:
+    """bench/fakes' `fake-runtime --serve` (Rust): the Runtime API for a function the
+    harness starts, timing each request from the event's hand-out to the answer in
+    Rust. The per-request wall rows use it: this file's Python runtime adds its own
+    hand-over, and pauses when the interpreter collects garbage."""
+
+    def __init__(self, binary):
+        import subprocess
+
+        self.process = subprocess.Popen(
+            [binary, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.address = self.process.stdout.readline().strip()
+
+    def _command(self, line):
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        reply = self.process.stdout.readline()
+        if not reply:
+            raise RuntimeError("fake-runtime --serve stopped")
+        return reply.strip()
+
+    def wait_ready(self):
+        """Returns once the function has asked for work (its init is over)."""
+        self._command("wait")
+
+    def invoke(self, event):
+        """Hands `event` out; returns (wall seconds, the function's answer)."""
+        reply = json.loads(self._command("event " + json.dumps(event)))
+        return reply["wall_ms"] / 1000, reply["answer"]
+
+    def close(self):
+        self.process.kill()
+        self.process.wait()
+
+
 _RSA_CHAIN = None
 
 

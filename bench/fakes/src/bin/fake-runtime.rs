@@ -11,6 +11,12 @@
 //! (to as many concurrent `/next` calls as the function makes) and prints
 //! {"invocations", "seconds", "per_second"}, timed from the first `/next` to the
 //! N-th answer.
+//!
+//! Served mode: `fake-runtime --serve` spawns nothing; it prints its address, then
+//! follows commands on stdin, one per line, for a function the harness starts:
+//! `wait` prints `ready` once the function has asked for work; `event <JSON>` hands
+//! that event out and prints {"wall_ms", "answer"}, timed from the hand-out to the
+//! answer, so that per-request walls carry no interpreter's latency.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -70,22 +76,7 @@ fn serve(stream: TcpStream, event: String, seen: mpsc::Sender<Seen>, left: Arc<A
                 std::thread::sleep(Duration::from_secs(3600));
                 return;
             }
-            let deadline = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .expect("after the epoch")
-                + Duration::from_secs(30);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                 lambda-runtime-aws-request-id: 8476a536-e9f4-11e8-9739-2dfe598c3fcd\r\n\
-                 lambda-runtime-deadline-ms: {}\r\n\
-                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:delete-images\r\n\
-                 lambda-runtime-trace-id: Root=1-5759e988-bd862e3fe1be46a994272793\r\n\r\n",
-                event.len(),
-                deadline.as_millis()
-            );
-            // One write: head and body in two would meet Nagle and delayed ACKs.
-            let mut reply = head.into_bytes();
-            reply.extend_from_slice(event.as_bytes());
+            let reply = event_reply(&event);
             if writer.write_all(&reply).is_err() {
                 return;
             }
@@ -99,8 +90,112 @@ fn serve(stream: TcpStream, event: String, seen: mpsc::Sender<Seen>, left: Arc<A
     }
 }
 
+/// Served mode (module docs): the function's `/next` calls wait for the events that
+/// arrive on stdin.
+fn serve_from_stdin() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+    println!("{}", listener.local_addr().expect("a local address"));
+    let (seen_tx, seen_rx) = mpsc::channel();
+    let (next_tx, next_rx) = mpsc::channel::<mpsc::SyncSender<String>>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (seen, next) = (seen_tx.clone(), next_tx.clone());
+            std::thread::spawn(move || serve_waiting(stream, seen, next));
+        }
+    });
+    let mut waiting: Option<mpsc::SyncSender<String>> = None;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin is readable");
+        let (command, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        if waiting.is_none() {
+            waiting = Some(next_rx.recv().expect("the function asks for work"));
+        }
+        match command {
+            "wait" => println!("ready"),
+            "event" => {
+                let started = Instant::now();
+                let _ = waiting
+                    .take()
+                    .expect("a waiting /next")
+                    .send(rest.to_owned());
+                let (answered, body) = loop {
+                    match seen_rx
+                        .recv_timeout(Duration::from_secs(120))
+                        .expect("the function answers within 120 s")
+                    {
+                        Seen::Answer(at, body) => break (at, body),
+                        Seen::Next(_) => {}
+                    }
+                };
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "wall_ms": answered.duration_since(started).as_secs_f64() * 1000.0,
+                        "answer": serde_json::from_str::<serde_json::Value>(&body)
+                            .unwrap_or(serde_json::Value::Null),
+                    })
+                );
+            }
+            other => panic!("unknown command {other:?}"),
+        }
+    }
+}
+
+/// One connection of the function in served mode: each `/next` waits for its event.
+fn serve_waiting(
+    stream: TcpStream,
+    seen: mpsc::Sender<Seen>,
+    next: mpsc::Sender<mpsc::SyncSender<String>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut writer = stream.try_clone().expect("clone the stream");
+    let mut reader = BufReader::new(stream);
+    while let Some((method, path, body)) = read_request(&mut reader) {
+        if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            let (tx, rx) = mpsc::sync_channel(1);
+            if next.send(tx).is_err() {
+                return;
+            }
+            let Ok(event) = rx.recv() else { return };
+            if writer.write_all(&event_reply(&event)).is_err() {
+                return;
+            }
+        } else {
+            let _ = seen.send(Seen::Answer(
+                Instant::now(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+            let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
+        }
+    }
+}
+
+/// A `/next` reply carrying `event`, head and body in one write: in two they would
+/// meet Nagle and delayed ACKs.
+fn event_reply(event: &str) -> Vec<u8> {
+    let deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after the epoch")
+        + Duration::from_secs(30);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         lambda-runtime-aws-request-id: 8476a536-e9f4-11e8-9739-2dfe598c3fcd\r\n\
+         lambda-runtime-deadline-ms: {}\r\n\
+         lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:delete-images\r\n\
+         lambda-runtime-trace-id: Root=1-5759e988-bd862e3fe1be46a994272793\r\n\r\n",
+        event.len(),
+        deadline.as_millis()
+    );
+    let mut reply = head.into_bytes();
+    reply.extend_from_slice(event.as_bytes());
+    reply
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        return serve_from_stdin();
+    }
     let split = args
         .iter()
         .position(|a| a == "--")
