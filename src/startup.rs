@@ -86,7 +86,7 @@ fn https_client_with_ahead(
 ) -> Result<(SharedHttpClient, ConnectAhead), InitError> {
     let mut bundles: Vec<&[u8]> = vec![AWS_ROOT_CAS];
     bundles.extend(extra.as_deref());
-    Ok(https::client_with_ahead(&bundles)?)
+    Ok(https::client_with_ahead(&bundles, CONNECT_TIMEOUT)?)
 }
 
 /// The shared AWS config, and the handle that opens connections ahead through its
@@ -158,7 +158,10 @@ pub fn deleter(config: &Config, aws: &Aws) -> Deleter {
         .with_connect_ahead(aws.connect_ahead.clone());
     Deleter::new(
         Arc::new(catalog),
-        Arc::new(S3ObjectStore::new(s3, &config.bucket, config.concurrency)),
+        Arc::new(
+            S3ObjectStore::new(s3, &config.bucket, config.concurrency)
+                .with_connect_ahead(aws.connect_ahead.clone()),
+        ),
     )
 }
 

@@ -154,7 +154,9 @@ mod tests {
     use crate::ports::{Catalog, GoSignal, go_signal};
     use crate::retry::Deadline;
     use crate::store::dynamodb::DynamoCatalog;
-    use crate::store::https::tests::{ROOTS, Serve, Server, calls_through, dynamodb};
+    use crate::store::https::tests::{
+        ROOTS, Serve, Server, TEST_CONNECT_TIMEOUT, calls_through, dynamodb,
+    };
     use crate::store::{https, test_calls};
     use aws_sdk_dynamodb::error::SdkError;
     use aws_smithy_types::retry::RetryConfig;
@@ -307,7 +309,7 @@ mod tests {
         // GIVEN the DynamoDB catalog over our client, opening connections ahead, and
         // 30 ids (two BatchWriteItem calls)
         let server = Server::start(Serve::Answer).await;
-        let (http, ahead) = https::client_with_ahead(&[ROOTS]).unwrap();
+        let (http, ahead) = https::client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
         let client = dynamodb(http, &server.url(), RetryConfig::standard());
         let catalog = DynamoCatalog::new(client, "images", 40).with_connect_ahead(Some(ahead));
         let ids = ids(30);

@@ -50,19 +50,23 @@ pub enum ClientError {
 
 /// The client, trusting exactly the certificates of the PEM bundles given.
 pub fn client(pem_bundles: &[&[u8]]) -> Result<SharedHttpClient, ClientError> {
-    client_with_ahead(pem_bundles).map(|(client, _)| client)
+    build(pem_bundles, FRESH_FOR, None).map(|(client, _)| client)
 }
 
-/// [`client`], and the handle that opens connections ahead for it.
+/// [`client`], and the handle that opens connections ahead for it, each within
+/// `connect_timeout` (that of the SDK's calls: `startup::CONNECT_TIMEOUT`). The handle
+/// can open connections before any call has been made.
 pub fn client_with_ahead(
     pem_bundles: &[&[u8]],
+    connect_timeout: Duration,
 ) -> Result<(SharedHttpClient, ConnectAhead), ClientError> {
-    build(pem_bundles, FRESH_FOR)
+    build(pem_bundles, FRESH_FOR, Some(connect_timeout))
 }
 
 fn build(
     pem_bundles: &[&[u8]],
     fresh_for: Duration,
+    connect_timeout: Option<Duration>,
 ) -> Result<(SharedHttpClient, ConnectAhead), ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for pem in pem_bundles {
@@ -78,6 +82,7 @@ fn build(
         .with_no_client_auth();
     let stock = Arc::new(Stock {
         fresh_for,
+        opener: connect_timeout.map(|timeout| opener(tls.clone(), Some(timeout))),
         ..Stock::default()
     });
     let client = SharedHttpClient::new(Https {
@@ -140,20 +145,7 @@ struct Connector {
 
 impl Connector {
     fn new(tls: rustls::ClientConfig, timeouts: Timeouts, stock: Arc<Stock>) -> Self {
-        let mut tcp = TcpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            // Plain http only for the local emulators and fakes an endpoint URL names.
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
-        let opener = ConnectTimeout {
-            inner: https,
-            timeout: timeouts.connect,
-        };
-        stock.offer_opener(&opener);
+        let opener = opener(tls, timeouts.connect);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .build(Stocked {
@@ -196,6 +188,24 @@ impl HttpConnector for Connector {
             HttpResponse::try_from(answer.map(SdkBody::from))
                 .map_err(|err| ConnectorError::other(err.into(), None))
         })
+    }
+}
+
+/// What opens the client's connections: TCP, then TLS unless the endpoint is plain
+/// http, within `connect_timeout`.
+fn opener(tls: rustls::ClientConfig, connect_timeout: Option<Duration>) -> Opener {
+    let mut tcp = TcpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        // Plain http only for the local emulators and fakes an endpoint URL names.
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    ConnectTimeout {
+        inner: https,
+        timeout: connect_timeout,
     }
 }
 
@@ -268,7 +278,7 @@ impl ConnectAhead {
     pub fn hold(&self, uri: &str) -> Option<Held> {
         let uri: http::Uri = uri.parse().ok()?;
         let key = host_key(&uri)?;
-        let opener = lock(&self.0.opener).clone();
+        let opener = self.0.opener.clone();
         let runtime = tokio::runtime::Handle::try_current().ok();
         let mut hosts = lock(&self.0.hosts);
         let host = hosts.entry(key.clone()).or_default();
@@ -338,8 +348,8 @@ struct Stock {
     /// `FRESH_FOR`, but for tests.
     fresh_for: Duration,
     hosts: Mutex<HashMap<String, Host>>,
-    /// The first connector's opener, which `ConnectAhead` opens with.
-    opener: Mutex<Option<Opener>>,
+    /// What `ConnectAhead` opens with; `None` for a client without one.
+    opener: Option<Opener>,
     /// Connections being opened for requests that wait for them (not ahead).
     connecting: std::sync::atomic::AtomicUsize,
     /// Notified when `connecting` falls to 0.
@@ -380,10 +390,6 @@ impl Host {
 }
 
 impl Stock {
-    fn offer_opener(&self, opener: &Opener) {
-        lock(&self.opener).get_or_insert_with(|| opener.clone());
-    }
-
     /// Returns once no request waits for a connection being opened.
     async fn none_connecting(&self) {
         loop {
@@ -650,6 +656,8 @@ pub(crate) mod tests {
     use tokio::net::{TcpListener, TcpStream};
 
     pub(crate) const ROOTS: &[u8] = include_bytes!("../tls/aws-roots.pem");
+    /// The connect timeout of test clients' connections opened ahead (the function's).
+    pub(crate) const TEST_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// How the loopback server treats each request.
     #[derive(Clone, Copy)]
@@ -1025,7 +1033,7 @@ pub(crate) mod tests {
     async fn held_requests_find_their_connections_opened_ahead() {
         // GIVEN our client with one connection in its pool, and a server
         let server = Server::start(Serve::Answer).await;
-        let (http, ahead) = client_with_ahead(&[ROOTS]).unwrap();
+        let (http, ahead) = client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
         calls_at_once(http.clone(), &server, 1).await;
         // WHEN three requests to it are announced as held
         let held: Vec<_> = (0..3).map(|_| ahead.hold(&server.url()).unwrap()).collect();
@@ -1049,7 +1057,12 @@ pub(crate) mod tests {
     async fn a_connection_opened_ahead_and_left_unused_too_long_is_not_used() {
         // GIVEN our client, whose connections opened ahead stay fresh for 50 ms
         let server = Server::start(Serve::Answer).await;
-        let (http, ahead) = build(&[ROOTS], Duration::from_millis(50)).unwrap();
+        let (http, ahead) = build(
+            &[ROOTS],
+            Duration::from_millis(50),
+            Some(TEST_CONNECT_TIMEOUT),
+        )
+        .unwrap();
         calls_at_once(http.clone(), &server, 1).await;
         // WHEN a second connection is opened ahead and its request goes only later
         let held = [ahead.hold(&server.url()), ahead.hold(&server.url())];
@@ -1067,7 +1080,7 @@ pub(crate) mod tests {
         // GIVEN our client, a call connecting to an endpoint whose TLS handshake stalls
         // for 300 ms (as S3's might while the record deletes are held), and a server
         let server = Server::start(Serve::Answer).await;
-        let (http, ahead) = client_with_ahead(&[ROOTS]).unwrap();
+        let (http, ahead) = client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
         let stalled = stalled_endpoint(http, Duration::from_millis(300)).await;
         let stalled = tokio::spawn(async move { stalled.list_tables().send().await });
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1086,7 +1099,7 @@ pub(crate) mod tests {
     async fn a_request_waits_for_the_connection_being_opened_ahead_for_it() {
         // GIVEN our client opening a connection ahead to an endpoint whose TLS
         // handshakes take 300 ms (and then fail)
-        let (http, ahead) = client_with_ahead(&[ROOTS]).unwrap();
+        let (http, ahead) = client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
         let (ddb, url, accepted) =
             stalled_endpoint_counted(http.clone(), Duration::from_millis(300)).await;
         // The opener exists once a connector does: one call made it.

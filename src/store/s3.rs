@@ -1,17 +1,27 @@
 //! The object store on S3: `DeleteObjects` in chunks of the service's limit, run
 //! concurrently, reading its per-key errors and retrying the transient ones.
+//!
+//! While the records are read (`ObjectStore::expect_delete`), the bucket's connection
+//! is opened ahead if the client has none (`https::ConnectAhead`): on a cold start,
+//! its TLS handshake then overlaps the read instead of following it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::Delete;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 
+use super::https::ConnectAhead;
 use super::object_list::ObjectList;
 use super::{in_chunks, is_throttling_code, send_before};
 use crate::domain::ObjectKey;
-use crate::ports::{ObjectStore, Partial, StoreError, StoreErrorKind};
+use crate::ports::{Expected, ObjectStore, Partial, StoreError, StoreErrorKind};
 use crate::retry::{Backoff, Deadline};
 
 /// S3 caps `DeleteObjects` at 1000 keys per call.
@@ -28,6 +38,15 @@ pub struct S3ObjectStore {
     client: Client,
     bucket: String,
     concurrency: usize,
+    ahead: Option<Ahead>,
+}
+
+/// What opens the bucket's connection ahead, and where to.
+struct Ahead {
+    connect: ConnectAhead,
+    /// Where the bucket's `DeleteObjects` goes (`delete_uri`), found on first use;
+    /// `None` inside if it could not be.
+    uri: OnceLock<Option<String>>,
 }
 
 impl S3ObjectStore {
@@ -37,7 +56,43 @@ impl S3ObjectStore {
             client,
             bucket: bucket.into(),
             concurrency,
+            ahead: None,
         }
+    }
+
+    /// Opens the bucket's connection while a delete is expected (`expect_delete`);
+    /// `ahead` must belong to the client's HTTP client (`https::client_with_ahead`).
+    pub fn with_connect_ahead(mut self, ahead: Option<ConnectAhead>) -> Self {
+        self.ahead = ahead.map(|connect| Ahead {
+            connect,
+            uri: OnceLock::new(),
+        });
+        self
+    }
+
+    /// The URI of this bucket's `DeleteObjects`, as the client resolves it (region,
+    /// endpoint, addressing style): a call of no keys made through its signing and
+    /// stopped before it is sent. `None` if that does not end at once, as it does
+    /// with credentials at hand.
+    fn delete_uri(&self) -> Option<String> {
+        use futures_util::FutureExt;
+        let stop = StopBeforeSend::default();
+        let empty = Delete::builder()
+            .set_objects(Some(Vec::new()))
+            .quiet(true)
+            .build()
+            .ok()?;
+        let call = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(empty)
+            .customize()
+            .interceptor(stop.clone())
+            .send();
+        // Stopped or not, the call has ended: it is never polled again.
+        let _ = call.now_or_never();
+        stop.uri()
     }
 
     async fn delete_chunk(&self, keys: Vec<ObjectKey>, deadline: Deadline) -> Partial<ObjectKey> {
@@ -165,6 +220,52 @@ impl ObjectStore for S3ObjectStore {
         .await
         .into_iter()
         .collect()
+    }
+
+    /// Counts a delete to come for the bucket's host: a connection is opened ahead if
+    /// the client has none (`ConnectAhead::hold`).
+    fn expect_delete(&self) -> Expected {
+        let Some(ahead) = &self.ahead else {
+            return Expected::default();
+        };
+        let uri = ahead.uri.get_or_init(|| {
+            let uri = self.delete_uri();
+            if uri.is_none() {
+                tracing::info!("S3's endpoint not resolved; its connection opens on use");
+            }
+            uri
+        });
+        match uri.as_deref().and_then(|uri| ahead.connect.hold(uri)) {
+            Some(held) => Expected::new(held),
+            None => Expected::default(),
+        }
+    }
+}
+
+/// Notes the URI of a call, then stops it before anything is sent.
+#[derive(Clone, Debug, Default)]
+struct StopBeforeSend(Arc<Mutex<Option<String>>>);
+
+impl StopBeforeSend {
+    fn uri(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl Intercept for StopBeforeSend {
+    fn name(&self) -> &'static str {
+        "StopBeforeSend"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(context.request().uri().to_owned());
+        Err("stopped before sending: only its URI was wanted".into())
     }
 }
 
@@ -335,5 +436,78 @@ mod tests {
             .warm_up(Deadline::after(Duration::from_secs(5)))
             .await;
         assert_eq!(rule.num_calls(), 1);
+    }
+
+    mod connect_ahead {
+        //! The bucket's connection opened while a delete is expected, against a
+        //! loopback server (which answers `{}`: the deletes fail, the wire is read).
+        use super::*;
+        use crate::store::https;
+        use crate::store::https::tests::{ROOTS, Serve, Server, TEST_CONNECT_TIMEOUT, s3};
+
+        async fn a_while() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        async fn store(with_ahead: bool) -> (Server, S3ObjectStore) {
+            let server = Server::start(Serve::Answer).await;
+            let store = if with_ahead {
+                let (http, ahead) =
+                    https::client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
+                S3ObjectStore::new(s3(http, &server.url()), "images", 4)
+                    .with_connect_ahead(Some(ahead))
+            } else {
+                let http = https::client(&[ROOTS]).unwrap();
+                S3ObjectStore::new(s3(http, &server.url()), "images", 4)
+            };
+            (server, store)
+        }
+
+        #[tokio::test]
+        async fn an_expected_delete_finds_the_buckets_connection_open() {
+            // GIVEN the store over our client, which opens connections ahead
+            let (server, store) = store(true).await;
+            // WHEN a delete is expected, for a while
+            let expected = store.expect_delete();
+            assert!(expected.is_held());
+            a_while().await;
+            // THEN the bucket's connection is open, and nothing was sent on it (nor
+            // anywhere: finding the endpoint sends nothing)
+            assert_eq!(server.connections(), 1);
+            assert_eq!(server.requests().len(), 0);
+            // WHEN the delete comes THEN it goes to the bucket, on that connection
+            drop(expected);
+            let _ = store.delete(&keys(2), deadline()).await;
+            let requests = server.requests();
+            assert_eq!(requests.len(), 1);
+            let line = String::from_utf8_lossy(&requests[0]);
+            assert!(line.starts_with("POST /images/?delete"), "{line}");
+            assert_eq!(server.connections(), 1);
+        }
+
+        #[tokio::test]
+        async fn a_store_with_its_connection_opens_no_other() {
+            // GIVEN the store after a delete: its client holds a connection
+            let (server, store) = store(true).await;
+            let _ = store.delete(&keys(2), deadline()).await;
+            assert_eq!(server.connections(), 1);
+            // WHEN the next delete is expected
+            let _expected = store.expect_delete();
+            a_while().await;
+            // THEN no connection is opened for it
+            assert_eq!(server.connections(), 1);
+        }
+
+        #[tokio::test]
+        async fn without_the_handle_an_expected_delete_opens_nothing() {
+            // GIVEN the store over a client given no ConnectAhead (the control)
+            let (server, store) = store(false).await;
+            // WHEN a delete is expected, for a while
+            let expected = store.expect_delete();
+            a_while().await;
+            // THEN nothing is held and no connection opened
+            assert!(!expected.is_held());
+            assert_eq!(server.connections(), 0);
+        }
     }
 }
