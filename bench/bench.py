@@ -30,7 +30,7 @@ from fakes import FakeRuntime, RustFakeAws, ServedRuntime  # noqa: E402
 FAKE_AWS = ROOT / "target/release/fake-aws"
 FAKE_RUNTIME = ROOT / "target/release/fake-runtime"
 # Fresh processes behind the 1000-id wall rows at bound 40: their median.
-WALL_STARTS = 5
+WALL_STARTS = 7
 
 
 
