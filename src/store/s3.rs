@@ -44,8 +44,8 @@ pub struct S3ObjectStore {
 /// What opens the bucket's connection ahead, and where to.
 struct Ahead {
     connect: ConnectAhead,
-    /// Where the bucket's `DeleteObjects` goes (`delete_uri`), found on first use;
-    /// `None` inside if it could not be.
+    /// Where the bucket's `DeleteObjects` goes (`find_delete_uri`); `None` inside if
+    /// it could not be found.
     uri: OnceLock<Option<String>>,
 }
 
@@ -62,19 +62,39 @@ impl S3ObjectStore {
 
     /// Opens the bucket's connection while a delete is expected (`expect_delete`);
     /// `ahead` must belong to the client's HTTP client (`https::client_with_ahead`).
+    /// Where the deletes go is found now, at init, rather than in the first request;
+    /// outside a runtime (the SDK's timeouts need one), on first use.
     pub fn with_connect_ahead(mut self, ahead: Option<ConnectAhead>) -> Self {
         self.ahead = ahead.map(|connect| Ahead {
             connect,
             uri: OnceLock::new(),
         });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = self.delete_uri();
+        }
         self
+    }
+
+    /// Where this bucket's `DeleteObjects` goes, found once (`find_delete_uri`).
+    fn delete_uri(&self) -> Option<&str> {
+        let ahead = self.ahead.as_ref()?;
+        ahead
+            .uri
+            .get_or_init(|| {
+                let uri = self.find_delete_uri();
+                if uri.is_none() {
+                    tracing::info!("S3's endpoint not resolved; its connection opens on use");
+                }
+                uri
+            })
+            .as_deref()
     }
 
     /// The URI of this bucket's `DeleteObjects`, as the client resolves it (region,
     /// endpoint, addressing style): a call of no keys made through its signing and
     /// stopped before it is sent. `None` if that does not end at once, as it does
     /// with credentials at hand.
-    fn delete_uri(&self) -> Option<String> {
+    fn find_delete_uri(&self) -> Option<String> {
         use futures_util::FutureExt;
         let stop = StopBeforeSend::default();
         let empty = Delete::builder()
@@ -225,17 +245,10 @@ impl ObjectStore for S3ObjectStore {
     /// Counts a delete to come for the bucket's host: a connection is opened ahead if
     /// the client has none (`ConnectAhead::hold`).
     fn expect_delete(&self) -> Expected {
-        let Some(ahead) = &self.ahead else {
+        let (Some(ahead), Some(uri)) = (&self.ahead, self.delete_uri()) else {
             return Expected::default();
         };
-        let uri = ahead.uri.get_or_init(|| {
-            let uri = self.delete_uri();
-            if uri.is_none() {
-                tracing::info!("S3's endpoint not resolved; its connection opens on use");
-            }
-            uri
-        });
-        match uri.as_deref().and_then(|uri| ahead.connect.hold(uri)) {
+        match ahead.connect.hold(uri) {
             Some(held) => Expected::new(held),
             None => Expected::default(),
         }
@@ -495,6 +508,37 @@ mod tests {
             let _expected = store.expect_delete();
             a_while().await;
             // THEN no connection is opened for it
+            assert_eq!(server.connections(), 1);
+        }
+
+        #[tokio::test]
+        async fn where_the_deletes_go_is_found_at_init() {
+            // GIVEN the store built inside a runtime, as at init
+            let (server, store) = store(true).await;
+            // THEN it knows its endpoint already, and finding it sent nothing
+            let found = store.ahead.as_ref().unwrap().uri.get().cloned().flatten();
+            assert_eq!(found, Some(format!("{}/images/?delete", server.url())));
+            assert_eq!(server.connections(), 0);
+        }
+
+        #[test]
+        fn a_store_built_outside_a_runtime_finds_its_endpoint_on_first_use() {
+            // GIVEN the store built outside any runtime (the SDK's timers need one)
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let server = runtime.block_on(Server::start(Serve::Answer));
+            let (http, ahead) = https::client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
+            let store = S3ObjectStore::new(s3(http, &server.url()), "images", 4)
+                .with_connect_ahead(Some(ahead));
+            assert!(store.ahead.as_ref().unwrap().uri.get().is_none());
+            // WHEN a delete is expected, inside one
+            runtime.block_on(async {
+                let _expected = store.expect_delete();
+                a_while().await;
+            });
+            // THEN its connection was opened all the same
             assert_eq!(server.connections(), 1);
         }
 
