@@ -462,17 +462,22 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
-        async fn store(with_ahead: bool) -> (Server, S3ObjectStore) {
-            let server = Server::start(Serve::Answer).await;
-            let store = if with_ahead {
+        /// The store over our client, for the bucket at `url`.
+        fn store_at(url: &str, with_ahead: bool) -> S3ObjectStore {
+            if with_ahead {
                 let (http, ahead) =
                     https::client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
-                S3ObjectStore::new(s3(http, &server.url()), "images", 4)
-                    .with_connect_ahead(Some(ahead))
+                S3ObjectStore::new(s3(http, url), "images", 4).with_connect_ahead(Some(ahead))
             } else {
                 let http = https::client(&[ROOTS]).unwrap();
-                S3ObjectStore::new(s3(http, &server.url()), "images", 4)
-            };
+                S3ObjectStore::new(s3(http, url), "images", 4)
+            }
+        }
+
+        /// A loopback server, and the store for it built inside the test's runtime.
+        async fn store(with_ahead: bool) -> (Server, S3ObjectStore) {
+            let server = Server::start(Serve::Answer).await;
+            let store = store_at(&server.url(), with_ahead);
             (server, store)
         }
 
@@ -529,9 +534,7 @@ mod tests {
                 .build()
                 .unwrap();
             let server = runtime.block_on(Server::start(Serve::Answer));
-            let (http, ahead) = https::client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
-            let store = S3ObjectStore::new(s3(http, &server.url()), "images", 4)
-                .with_connect_ahead(Some(ahead));
+            let store = store_at(&server.url(), true);
             assert!(store.ahead.as_ref().unwrap().uri.get().is_none());
             // WHEN a delete is expected, inside one
             runtime.block_on(async {
