@@ -1102,7 +1102,7 @@ pub(crate) mod tests {
         let (http, ahead) = client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
         let (ddb, url, accepted) =
             stalled_endpoint_counted(http.clone(), Duration::from_millis(300)).await;
-        // The opener exists once a connector does: one call made it.
+        // A first call, failed like every handshake there (its connection counted).
         let first = tokio::spawn({
             let ddb = ddb.clone();
             async move { ddb.list_tables().send().await }
