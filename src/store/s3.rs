@@ -97,16 +97,11 @@ impl S3ObjectStore {
     fn find_delete_uri(&self) -> Option<String> {
         use futures_util::FutureExt;
         let stop = StopBeforeSend::default();
-        let empty = Delete::builder()
-            .set_objects(Some(Vec::new()))
-            .quiet(true)
-            .build()
-            .ok()?;
         let call = self
             .client
             .delete_objects()
             .bucket(&self.bucket)
-            .delete(empty)
+            .delete(no_objects())
             .customize()
             .interceptor(stop.clone())
             .send();
@@ -121,18 +116,12 @@ impl S3ObjectStore {
         let mut backoff = Backoff::default();
         let mut result = Partial::default();
         loop {
-            // The SDK serializes a delete of no objects; `ObjectList` writes the keys in.
-            let empty = Delete::builder()
-                .set_objects(Some(Vec::new()))
-                .quiet(true)
-                .build()
-                .expect("objects are set");
             let list = ObjectList::new(pending.clone());
             let sent = self
                 .client
                 .delete_objects()
                 .bucket(&self.bucket)
-                .delete(empty)
+                .delete(no_objects())
                 .customize()
                 .interceptor(list.clone())
                 .send();
@@ -203,6 +192,16 @@ impl S3ObjectStore {
     }
 }
 
+/// A quiet `DeleteObjects` of no objects, as the SDK serializes it: the calls here
+/// write their keys in (`ObjectList`) or send nothing (`find_delete_uri`).
+fn no_objects() -> Delete {
+    Delete::builder()
+        .set_objects(Some(Vec::new()))
+        .quiet(true)
+        .build()
+        .expect("objects are set")
+}
+
 fn per_key_error(operation: &'static str, code: &str) -> StoreError {
     let kind = if is_throttling_code(code) {
         StoreErrorKind::Throttled
@@ -248,10 +247,10 @@ impl ObjectStore for S3ObjectStore {
         let (Some(ahead), Some(uri)) = (&self.ahead, self.delete_uri()) else {
             return Expected::default();
         };
-        match ahead.connect.hold(uri) {
-            Some(held) => Expected::new(held),
-            None => Expected::default(),
-        }
+        ahead
+            .connect
+            .hold(uri)
+            .map_or_else(Expected::default, Expected::new)
     }
 }
 

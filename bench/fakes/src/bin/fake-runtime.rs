@@ -81,13 +81,15 @@ fn serve(stream: TcpStream, event: String, seen: mpsc::Sender<Seen>, left: Arc<A
                 return;
             }
         } else {
-            let _ = seen.send(Seen::Answer(
-                now,
-                String::from_utf8_lossy(&body).into_owned(),
-            ));
-            let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
+            accept_answer(&mut writer, &seen, now, &body);
         }
     }
+}
+
+/// Records an answer (any request but `/next`) as seen `at`, and accepts it.
+fn accept_answer(writer: &mut TcpStream, seen: &mpsc::Sender<Seen>, at: Instant, body: &[u8]) {
+    let _ = seen.send(Seen::Answer(at, String::from_utf8_lossy(body).into_owned()));
+    let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
 }
 
 /// Served mode (module docs): the function's `/next` calls wait for the events that
@@ -161,11 +163,7 @@ fn serve_waiting(
                 return;
             }
         } else {
-            let _ = seen.send(Seen::Answer(
-                Instant::now(),
-                String::from_utf8_lossy(&body).into_owned(),
-            ));
-            let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
+            accept_answer(&mut writer, &seen, Instant::now(), &body);
         }
     }
 }
