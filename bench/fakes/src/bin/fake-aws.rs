@@ -10,7 +10,8 @@
 //! Usage: fake-aws DELAY_MS ALBUM [CA_PEM_OUT]  -- prints the port it listens on, then
 //! serves. `GET /__stats` returns the counters as JSON; `POST /__reset` zeroes them.
 //! Each answer is worked out as its request arrives and sent DELAY_MS after that, to
-//! within a fraction of a millisecond. With `FAKE_AWS_TRACE` set, `/__stats` also
+//! within a fraction of a millisecond (`late_ms` in `/__stats`: per operation, the
+//! most an answer went out after its due time). With `FAKE_AWS_TRACE` set, `/__stats` also
 //! lists every request's operation and Unix times (s): head in, body in, answer
 //! ready, answer due (where a request's time goes, wave by wave).
 //!
@@ -51,6 +52,9 @@ struct Stats {
     tls_resumed: u64,
     requests: u64,
     by_operation: BTreeMap<&'static str, u64>,
+    /// Per operation, the most that an answer was sent after its due time (ms): what
+    /// this stand-in added to D, to be read beside the wall rows.
+    late_ms: BTreeMap<&'static str, f64>,
     connections: u64,
     waves: u64,
     inflight: u64,
@@ -73,6 +77,7 @@ struct State {
     stats: Mutex<Stats>,
     world: Option<Mutex<World>>,
     trace: bool,
+    alarms: Arc<Alarms>,
 }
 
 /// A token bucket: `rate` per second, at most one second's worth saved up.
@@ -433,6 +438,7 @@ impl State {
             "album": album,
             "requests": s.requests,
             "by_operation": s.by_operation,
+            "late_ms": s.late_ms,
             "connections": s.connections,
             "waves": s.waves,
             "peak_inflight": s.peak_inflight,
@@ -488,15 +494,18 @@ async fn handle(
     // D is the service's latency from the whole request to its answer. The answer is
     // worked out first and sent D after the request arrived: on this one thread,
     // answers worked out after the wait would queue behind each other, a delay that
-    // AWS's many servers do not add. The wait is a thread's sleep, not tokio's
-    // timer, which rounds up to whole milliseconds.
+    // AWS's many servers do not add. The wait is `Alarms`', not tokio's timer, which
+    // rounds up to whole milliseconds.
     let due = std::time::Instant::now() + state.delay;
     let (operation, response) = state.answer(&target, &query, &body);
     let answered_at = unix_now();
-    wait_until(due).await;
+    state.alarms.wait_until(due).await;
+    let late = std::time::Instant::now().saturating_duration_since(due);
     let mut s = state.stats.lock().unwrap();
     s.inflight -= 1;
     *s.by_operation.entry(operation).or_default() += 1;
+    let latest = s.late_ms.entry(operation).or_default();
+    *latest = latest.max(late.as_secs_f64() * 1000.0);
     if state.trace {
         s.trace
             .push((operation, head_at, body_at, answered_at, unix_now()));
@@ -504,11 +513,91 @@ async fn handle(
     Ok(response)
 }
 
-/// Returns at `due`, to within a fraction of a millisecond.
-async fn wait_until(due: std::time::Instant) {
-    let left = due.saturating_duration_since(std::time::Instant::now());
-    if !left.is_zero() {
-        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+/// One waiting answer: its due time, its place in the order of arrival, and the task
+/// to wake.
+struct Due {
+    at: std::time::Instant,
+    seq: u64,
+    wake: tokio::sync::oneshot::Sender<()>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    /// Reversed, so that `BinaryHeap` pops the earliest first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// Wakes each waiting answer at its due time, to within tens of microseconds: one
+/// thread, started with the server, sleeps until the earliest due time. tokio's timer
+/// rounds up to whole milliseconds; a thread per answer (`spawn_blocking`) had to be
+/// started first on a fresh server (every answer of a first request) and made 40
+/// threads wake at once at bound 40: answers were up to 3 ms late.
+struct Alarms {
+    queue: Mutex<(std::collections::BinaryHeap<Due>, u64)>,
+    changed: std::sync::Condvar,
+}
+
+impl Alarms {
+    fn start() -> Arc<Self> {
+        let alarms = Arc::new(Self {
+            queue: Mutex::default(),
+            changed: std::sync::Condvar::new(),
+        });
+        let ringing = alarms.clone();
+        std::thread::spawn(move || ringing.run());
+        alarms
+    }
+
+    /// Returns at `due`.
+    async fn wait_until(&self, due: std::time::Instant) {
+        if due <= std::time::Instant::now() {
+            return;
+        }
+        let (wake, woken) = tokio::sync::oneshot::channel();
+        {
+            let mut queue = self.queue.lock().unwrap();
+            queue.1 += 1;
+            let seq = queue.1;
+            let earliest = queue.0.peek().is_none_or(|d| due < d.at);
+            queue.0.push(Due { at: due, seq, wake });
+            if earliest {
+                self.changed.notify_one();
+            }
+        }
+        let _ = woken.await;
+    }
+
+    fn run(&self) {
+        // The kernel's default slack lets a sleeping thread wake up to 50 us late.
+        // SAFETY: PR_SET_TIMERSLACK sets this thread's timer slack; no memory is passed.
+        unsafe {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+        }
+        let mut queue = self.queue.lock().unwrap();
+        loop {
+            let now = std::time::Instant::now();
+            while queue.0.peek().is_some_and(|d| d.at <= now) {
+                if let Some(due) = queue.0.pop() {
+                    let _ = due.wake.send(());
+                }
+            }
+            queue = match queue.0.peek().map(|d| d.at - now) {
+                Some(left) => self.changed.wait_timeout(queue, left).unwrap().0,
+                None => self.changed.wait(queue).unwrap(),
+            };
+        }
     }
 }
 
@@ -602,6 +691,7 @@ async fn main() -> std::io::Result<()> {
         stats: Mutex::new(Stats::default()),
         world,
         trace: std::env::var_os("FAKE_AWS_TRACE").is_some(),
+        alarms: Alarms::start(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?.port());
