@@ -137,13 +137,17 @@ impl Deleter {
             failed.extend(found.keys().map(|id| (*id).clone()));
         } else {
             // Objects first: an image whose objects are not all gone keeps its record.
+            // Each key once, in the order the records give them.
+            let total = lookup.found.iter().map(|r| r.object_keys.len()).sum();
+            let mut unique: HashSet<&ObjectKey> = HashSet::with_capacity(total);
             let keys: Vec<ObjectKey> = lookup
                 .found
                 .iter()
-                .flat_map(|r| r.object_keys.iter().cloned())
-                .collect::<HashSet<_>>()
-                .into_iter()
+                .flat_map(|r| &r.object_keys)
+                .filter(|key| unique.insert(*key))
+                .cloned()
                 .collect();
+            drop(unique);
             let planned: Vec<ImageId> = lookup
                 .found
                 .iter()
@@ -449,6 +453,40 @@ mod tests {
         assert_eq!(outcome.objects_deleted, 3);
         assert_eq!(w.catalog.ids(), vec![B1.to_string()]);
         assert_eq!(w.objects.keys(), vec![format!("b/{B1}/0")]);
+    }
+
+    /// An object store that writes down the keys of each delete it is asked for.
+    #[derive(Default)]
+    struct KeysAsked(std::sync::Mutex<Vec<Vec<String>>>);
+
+    #[async_trait::async_trait]
+    impl ObjectStore for KeysAsked {
+        async fn delete(&self, keys: &[ObjectKey], _deadline: Deadline) -> Partial<ObjectKey> {
+            let asked = keys.iter().map(|k| k.as_str().to_owned()).collect();
+            self.0.lock().unwrap().push(asked);
+            Partial::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_shared_by_images_is_deleted_once_in_the_order_the_records_give() {
+        // GIVEN two images of album "a" whose records both name object "a/shared"
+        let catalog = Arc::new(MemoryCatalog::default());
+        let shared = "a/shared".to_string();
+        catalog.put(record(A1, "a", &["a/1".into(), shared.clone()]));
+        catalog.put(record(A2, "a", &[shared.clone(), "a/2".into()]));
+        let objects = Arc::new(KeysAsked::default());
+        let deleter = Deleter::new(catalog.clone(), objects.clone());
+        // WHEN both are deleted
+        let outcome = deleter
+            .delete(&ids(&[A1, A2]), Authority::System, deadline())
+            .await
+            .unwrap();
+        // THEN one delete names each key once, first sighting first, and both are gone
+        let asked = objects.0.lock().unwrap().clone();
+        assert_eq!(asked, vec![vec!["a/1", "a/shared", "a/2"]]);
+        assert_eq!(strs(&outcome.deleted), [A1, A2]);
+        assert!(catalog.ids().is_empty());
     }
 
     #[tokio::test]

@@ -118,9 +118,13 @@ impl ImageIds {
     where
         I: IntoIterator<Item = &'a str>,
     {
-        let mut seen = HashSet::new();
-        let mut ids = Vec::new();
-        for (index, raw) in raw.into_iter().enumerate() {
+        let raw = raw.into_iter();
+        // Sized for the ids given (up to `max` distinct): growing a set of 1000 rehashes
+        // it ten times.
+        let expected = raw.size_hint().0.min(max.saturating_add(1));
+        let mut seen = HashSet::with_capacity(expected);
+        let mut ids = Vec::with_capacity(expected);
+        for (index, raw) in raw.enumerate() {
             let id = ImageId::parse(raw.trim()).map_err(|_| InvalidImageIds::Malformed {
                 position: index + 1,
             })?;
