@@ -133,6 +133,7 @@ class ServedRuntime:
     def invoke(self, event):
         """Hands `event` out; returns (wall seconds, the function's answer)."""
         reply = json.loads(self._command("event " + json.dumps(event)))
+        self.last_handed_at = reply.get("handed_at")  # Unix s, beside fake-aws's trace
         return reply["wall_ms"] / 1000, reply["answer"]
 
     def close(self):

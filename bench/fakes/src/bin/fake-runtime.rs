@@ -15,8 +15,9 @@
 //! Served mode: `fake-runtime --serve` spawns nothing; it prints its address, then
 //! follows commands on stdin, one per line, for a function the harness starts:
 //! `wait` prints `ready` once the function has asked for work; `event <JSON>` hands
-//! that event out and prints {"wall_ms", "answer"}, timed from the hand-out to the
-//! answer, so that per-request walls carry no interpreter's latency.
+//! that event out and prints {"wall_ms", "handed_at", "answer"}, timed from the
+//! hand-out (`handed_at`, Unix s) to the answer, so that per-request walls carry no
+//! interpreter's latency.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -116,6 +117,7 @@ fn serve_from_stdin() {
             "wait" => println!("ready"),
             "event" => {
                 let started = Instant::now();
+                let handed_at = unix_now();
                 let _ = waiting
                     .take()
                     .expect("a waiting /next")
@@ -133,6 +135,8 @@ fn serve_from_stdin() {
                     "{}",
                     serde_json::json!({
                         "wall_ms": answered.duration_since(started).as_secs_f64() * 1000.0,
+                        // For lining the request up with fake-aws's trace (Unix s).
+                        "handed_at": handed_at,
                         "answer": serde_json::from_str::<serde_json::Value>(&body)
                             .unwrap_or(serde_json::Value::Null),
                     })
@@ -170,6 +174,13 @@ fn serve_waiting(
 
 /// A `/next` reply carrying `event`, head and body in one write: in two they would
 /// meet Nagle and delayed ACKs.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
 fn event_reply(event: &str) -> Vec<u8> {
     let deadline = SystemTime::now()
         .duration_since(UNIX_EPOCH)
