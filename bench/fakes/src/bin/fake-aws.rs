@@ -497,6 +497,9 @@ async fn handle(
     // AWS's many servers do not add. The wait is `Alarms`', not tokio's timer, which
     // rounds up to whole milliseconds.
     let due = std::time::Instant::now() + state.delay;
+    // Requests that arrived together are each timed from their own arrival: the
+    // others' bodies are read first, then the answers worked out.
+    tokio::task::yield_now().await;
     let (operation, response) = state.answer(&target, &query, &body);
     let answered_at = unix_now();
     state.alarms.wait_until(due).await;
