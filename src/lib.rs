@@ -15,3 +15,4 @@ pub mod retry;
 pub mod startup;
 pub mod store;
 pub mod triggers;
+pub mod turns;

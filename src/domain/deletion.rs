@@ -5,7 +5,7 @@
 //! (and stays the to-do list) whenever an object could not be deleted; an id is
 //! reported deleted only when its record and all its objects are gone.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet, HashSetExt};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

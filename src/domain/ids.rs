@@ -1,7 +1,7 @@
 //! Identifiers the service accepts, parsed once at the edge so that the rest of the
 //! code can never see a malformed, non-canonical or duplicated id.
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 use std::fmt;
 
 /// An image id: a UUID, held as its lowercase hyphenated text, inline (36 bytes, cloned

@@ -29,6 +29,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use crate::ports::Go;
 use crate::store::https::ConnectAhead;
+use crate::turns::Turns;
 
 tokio::task_local! {
     static GO: Go;
@@ -62,6 +63,8 @@ pub struct GatedHttpClient {
     inner: SharedHttpClient,
     patience: Duration,
     ahead: AheadSlot,
+    /// Requests let through together go out one turn apart (`turns`).
+    turns: Turns,
 }
 
 impl GatedHttpClient {
@@ -74,6 +77,7 @@ impl GatedHttpClient {
             inner,
             patience,
             ahead: AheadSlot::default(),
+            turns: Turns::default(),
         }
     }
 
@@ -96,6 +100,7 @@ impl HttpClient for GatedHttpClient {
             inner: self.inner.http_connector(settings, components),
             patience: self.patience,
             ahead: self.ahead.clone(),
+            turns: self.turns.clone(),
         })
     }
 
@@ -110,6 +115,7 @@ struct Gated {
     inner: SharedHttpConnector,
     patience: Duration,
     ahead: AheadSlot,
+    turns: Turns,
 }
 
 impl HttpConnector for Gated {
@@ -121,6 +127,7 @@ impl HttpConnector for Gated {
         };
         let inner = self.inner.clone();
         let patience = self.patience;
+        let turns = self.turns.clone();
         // Only a request that will wait (not a retry after the go) is worth a
         // connection opened ahead.
         let held = match self.ahead.get() {
@@ -135,7 +142,7 @@ impl HttpConnector for Gated {
             };
             drop(held);
             if given {
-                inner.call(request).await
+                turns.take(inner.call(request)).await
             } else {
                 Err(ConnectorError::user(NotSent("no go").into()))
             }
