@@ -35,6 +35,8 @@ use aws_smithy_types::retry::ErrorKind;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+
+use super::dns::SharedLookups;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -80,9 +82,11 @@ fn build(
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    let lookups = SharedLookups::default();
     let stock = Arc::new(Stock {
         fresh_for,
-        opener: connect_timeout.map(|timeout| opener(tls.clone(), Some(timeout))),
+        opener: connect_timeout.map(|timeout| opener(tls.clone(), Some(timeout), &lookups)),
+        lookups,
         ..Stock::default()
     });
     let client = SharedHttpClient::new(Https {
@@ -145,7 +149,7 @@ struct Connector {
 
 impl Connector {
     fn new(tls: rustls::ClientConfig, timeouts: Timeouts, stock: Arc<Stock>) -> Self {
-        let opener = opener(tls, timeouts.connect);
+        let opener = opener(tls, timeouts.connect, &stock.lookups);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .build(Stocked {
@@ -191,10 +195,15 @@ impl HttpConnector for Connector {
     }
 }
 
-/// What opens the client's connections: TCP, then TLS unless the endpoint is plain
+/// What opens the client's connections: TCP (the name looked up through `lookups`,
+/// shared by all of the client's connections), then TLS unless the endpoint is plain
 /// http, within `connect_timeout`.
-fn opener(tls: rustls::ClientConfig, connect_timeout: Option<Duration>) -> Opener {
-    let mut tcp = TcpConnector::new();
+fn opener(
+    tls: rustls::ClientConfig,
+    connect_timeout: Option<Duration>,
+    lookups: &SharedLookups,
+) -> Opener {
+    let mut tcp = TcpConnector::new_with_resolver(lookups.clone());
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -257,7 +266,7 @@ where
 type Conn = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 
 /// What opens connections: TCP connect and TLS handshake under the connect timeout.
-type Opener = ConnectTimeout<HttpsConnector<TcpConnector>>;
+type Opener = ConnectTimeout<HttpsConnector<TcpConnector<SharedLookups>>>;
 
 /// How long a connection opened ahead may wait for its request. A request sent on a
 /// connection the server has meanwhile closed fails (the pool retries only on reused
@@ -350,6 +359,8 @@ struct Stock {
     hosts: Mutex<HashMap<String, Host>>,
     /// What `ConnectAhead` opens with; `None` for a client without one.
     opener: Option<Opener>,
+    /// The name lookups of every connection of the client (`store::dns`).
+    lookups: SharedLookups,
     /// Connections being opened for requests that wait for them (not ahead).
     connecting: std::sync::atomic::AtomicUsize,
     /// Notified when `connecting` falls to 0.
@@ -1027,6 +1038,22 @@ pub(crate) mod tests {
         for answer in futures_util::future::join_all(calls).await {
             answer.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn calls_to_a_host_named_not_numbered_are_answered() {
+        // GIVEN our client and a server reached by its name (`store::dns` looks it up
+        // once for all the connections), not by its address
+        let server = Server::start(Serve::Answer).await;
+        let url = server.url().replace("127.0.0.1", "localhost");
+        let ddb = dynamodb(client(&[ROOTS]).unwrap(), &url, RetryConfig::disabled());
+        // WHEN five calls go at once, each on a new connection
+        let calls = (0..5).map(|_| ddb.list_tables().send());
+        // THEN all five are answered
+        for answer in futures_util::future::join_all(calls).await {
+            answer.unwrap();
+        }
+        assert_eq!(server.requests().len(), 5);
     }
 
     #[tokio::test]

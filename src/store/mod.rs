@@ -1,6 +1,7 @@
 //! Adapters for the ports: DynamoDB and S3 for production, in-memory fakes for fast
 //! tests and fault injection.
 
+pub mod dns;
 pub mod dynamodb;
 pub mod gate;
 pub mod https;
