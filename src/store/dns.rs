@@ -3,8 +3,9 @@
 //! hyper-util looks the endpoint's name up for every new connection, each lookup a
 //! blocking `getaddrinfo` on a thread of tokio's blocking pool. The first 1000-id
 //! request after a cold start opens about 40 connections (ten reads at once, then the
-//! record deletes' ahead of them): 40 lookups of two names, and as many threads
-//! started, on the critical path of the reads. Here a lookup under way is joined
+//! record deletes' ahead of them): 40 lookups of two names, each a query to the VPC
+//! resolver on AWS, on threads tokio starts as they are needed; the reads' ten are on
+//! the critical path. Here a lookup under way is joined
 //! rather than repeated, and its answer serves every connection to that host opened
 //! within [`FRESH`]. A failed lookup's error goes to the connections that were waiting
 //! for it, and the next connection looks the name up afresh; an empty answer is not
@@ -20,9 +21,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
+// Tokio's clock: the tests pause it.
+use tokio::time::Instant;
 
 /// How long one lookup's answer serves new connections: long enough for one request's
 /// burst of connections, short enough that a changed DNS answer is followed within

@@ -63,7 +63,9 @@ pub struct GatedHttpClient {
     inner: SharedHttpClient,
     patience: Duration,
     ahead: AheadSlot,
-    /// Requests let through together go out one turn apart (`turns`).
+    /// Requests let through together go out one turn apart (`turns`). Shared by
+    /// every call through this client: on Managed Instances a call may wait a turn
+    /// behind another invocation's.
     turns: Turns,
 }
 
