@@ -2,6 +2,9 @@
 """Feeds every crafted event of events/crafted/ to a built `delete-images` binary
 through a minimal Lambda Runtime API, and checks that each gets an HTTP answer and
 that the process keeps serving: those events once aborted the release binary.
+The events of events/crafted/repeated/ repeat a header: each named 401- or 400- must
+get that answer without a DynamoDB call; the one-copy controls (ok-) must pass
+authentication and reach DynamoDB (which the slow fake answers with a 500).
 
 The function runs twice: one invocation at a time, and with managed concurrency
 (AWS_LAMBDA_MAX_CONCURRENCY=4), where a valid request is kept in flight (its DynamoDB
@@ -32,12 +35,17 @@ SLOW_SECONDS = 1.0
 
 
 class SlowDynamoDB(BaseHTTPRequestHandler):
-    """Answers every call after a pause with a non-retryable error."""
+    """Answers every call after a pause with a non-retryable error, counting them."""
 
     protocol_version = "HTTP/1.1"
+    calls = 0
+    lock = threading.Lock()
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.headers.get("x-amz-target", "").startswith("DynamoDB_"):
+            with SlowDynamoDB.lock:
+                SlowDynamoDB.calls += 1
         time.sleep(SLOW_SECONDS)
         body = b'{"__type":"com.amazon.coral.validate#ValidationException","message":"slow fake"}'
         self.send_response(400)
@@ -118,6 +126,8 @@ def secrets_of(event_text: str) -> list[str]:
 
 def run(binary: str, concurrency: int) -> list[str]:
     crafted = sorted((ROOT / "events" / "crafted").glob("*.json"))
+    repeated = sorted((ROOT / "events" / "crafted" / "repeated").glob("*.json"))
+    expected = {"401": 401, "400": 400, "ok": 500}
     good = GOOD.read_text()
     events: "queue.Queue[tuple[str, str]]" = queue.Queue()
     plan = []  # (request id, name, expected status)
@@ -126,6 +136,7 @@ def run(binary: str, concurrency: int) -> list[str]:
     for name, text, status in (
         [("valid (first)", good, 500)]
         + [(p.name, p.read_text(), 400) for p in crafted]
+        + [(p.name, p.read_text(), expected[p.name.split("-")[0]]) for p in repeated]
         + [("valid (last)", good, 500)]
     ):
         request_id = str(uuid.uuid4())
@@ -133,6 +144,7 @@ def run(binary: str, concurrency: int) -> list[str]:
         events.put((request_id, text))
     handler = type("R", (Runtime,), {"events": events, "answers": {}})
     runtime = serve(handler)
+    SlowDynamoDB.calls = 0
     slow = serve(SlowDynamoDB)
     env = dict(
         os.environ,
@@ -180,6 +192,11 @@ def run(binary: str, concurrency: int) -> list[str]:
         process.wait()
         runtime.shutdown()
         slow.shutdown()
+    # One read per request that passed authentication (the fake's error is final):
+    # the valid pair and the controls; a refused event that reached DynamoDB adds one.
+    passed = sum(1 for _, _, status in plan if status == 500)
+    if SlowDynamoDB.calls != passed:
+        failures.append(f"{SlowDynamoDB.calls} DynamoDB calls, expected {passed} (one per authenticated event)")
     logs.seek(0)
     output = logs.read().decode(errors="replace")
     if '"level":"TRACE"' not in output:
@@ -189,8 +206,8 @@ def run(binary: str, concurrency: int) -> list[str]:
             failures.append(f"the logs at RUST_LOG=trace hold a secret ({secret[:12]}...)")
     answered = sum(1 for r, _, _ in plan if r in handler.answers)
     print(
-        f"crafted events, concurrency {concurrency}: {len(crafted)} crafted + 2 valid events, "
-        f"{answered} answered, {len(failures)} failures, process "
+        f"crafted events, concurrency {concurrency}: {len(crafted)} crafted + {len(repeated)} repeated-header "
+        f"+ 2 valid events, {answered} answered, {SlowDynamoDB.calls} DynamoDB calls, {len(failures)} failures, process "
         f"{'alive' if not any('exited' in f for f in failures) else 'DEAD'} until stopped"
     )
     return failures

@@ -190,6 +190,86 @@ def stream_records():
     }
 
 
+FORGED = f'Token token="{mint("not-the-key-" + DEV_SECRET, [SEED_ALBUM, "*"], "image_delete", exp=4102444800, iat=1764374400)}"'
+
+
+def with_headers(event, single=None, multi=None):
+    """`event` with its header maps replaced (None: the map is left out)."""
+    event = json.loads(json.dumps(event))
+    for key, value in (("headers", single), ("multiValueHeaders", multi)):
+        event.pop(key, None)
+        if value is not None:
+            event[key] = value
+    return event
+
+
+def repeated_headers():
+    """events/crafted/repeated/: events that repeat a header whose meaning a second
+    copy changes, in every shape the function accepts, named by the answer each must
+    get (401, 400), and one-header controls (ok-) that must reach the stores."""
+    rest_event = rest("/api/v1/images", FORM, FORM_TYPE, "/api/v1/images")
+    http_event = v2("a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "DELETE /api/v1/images", FORM, FORM_TYPE)
+    url_event = v2(
+        "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws",
+        "$default",
+        json.dumps({"image_ids": SEED_IDS[:3]}),
+        "application/json",
+    )
+    alb_event = alb()
+    base = {k: v for k, v in rest_event["headers"].items() if k != "authorization"}
+    multi_base = {k: [v] for k, v in base.items()}
+    alb_base = {k: v[0] for k, v in alb_event["multiValueHeaders"].items() if k != "authorization"}
+
+    def rest_with(single_auth, multi_auth, **extra):
+        single = {**base, **({"authorization": single_auth} if single_auth else {}), **extra.get("single", {})}
+        multi = {**multi_base, **({"authorization": multi_auth} if multi_auth else {}), **extra.get("multi", {})}
+        return with_headers(rest_event, single, multi)
+
+    def alb_multi(values, **more):
+        return with_headers(alb_event, None, {**{k: [v] for k, v in alb_base.items()}, "authorization": values, **more})
+
+    def alb_single(**headers):
+        return with_headers(alb_event, {**alb_base, **headers}, None)
+
+    def v2_with(event, authorization, **more):
+        return with_headers(event, {**event["headers"], "authorization": authorization, **more}, None)
+
+    return {
+        # REST (v1): API Gateway puts the last copy in headers, all in multiValueHeaders.
+        "401-v1-forged-first.json": rest_with(AUTH, [FORGED, AUTH]),
+        "401-v1-forged-last.json": rest_with(FORGED, [AUTH, FORGED]),
+        "401-v1-two-equal.json": rest_with(AUTH, [AUTH, AUTH]),
+        "401-v1-maps-disagree.json": rest_with(AUTH, [FORGED]),
+        "401-v1-mixed-case-single.json": rest_with(AUTH, [AUTH], single={"Authorization": FORGED}),
+        "401-v1-mixed-case-multi.json": rest_with(AUTH, [AUTH], multi={"AUTHORIZATION": [FORGED]}),
+        "401-v1-comma.json": rest_with(f"{FORGED},{AUTH}", [f"{FORGED},{AUTH}"]),
+        # ALB, multi-value headers on and off.
+        "401-alb-multi-forged-first.json": alb_multi([FORGED, AUTH]),
+        "401-alb-multi-forged-last.json": alb_multi([AUTH, FORGED]),
+        "401-alb-single-mixed-case.json": alb_single(Authorization=FORGED, authorization=AUTH),
+        # HTTP API (v2) and function URLs join copies with a comma.
+        "401-v2-comma.json": v2_with(http_event, f"{FORGED},{AUTH}"),
+        "401-v2-two-equal.json": v2_with(http_event, f"{AUTH},{AUTH}"),
+        "401-url-comma.json": v2_with(url_event, f"{FORGED},{AUTH}"),
+        "401-url-mixed-case.json": v2_with(url_event, AUTH, Authorization=FORGED),
+        # Content-Type and Content-Encoding: which copy says how to read the body?
+        "400-v1-content-type-twice.json": rest_with(
+            AUTH, [AUTH], multi={"content-type": [FORM_TYPE, "application/json"]}
+        ),
+        "400-v2-content-type-comma.json": v2_with(http_event, AUTH, **{"content-type": f"{FORM_TYPE},application/json"}),
+        "400-alb-content-encoding-twice.json": alb_multi([AUTH], **{"content-encoding": ["identity", "gzip"]}),
+        "400-url-content-encoding-comma.json": v2_with(url_event, AUTH, **{"content-encoding": "identity,gzip"}),
+        # Controls: one copy in every shape reaches the stores.
+        "ok-v1-once.json": rest_with(AUTH, [AUTH]),
+        "ok-v1-multi-only.json": with_headers(rest_event, None, {**multi_base, "authorization": [AUTH]}),
+        "ok-v1-request-id-twice.json": rest_with(AUTH, [AUTH], multi={"x-request-id": ["caller-1", "caller-2"]}),
+        "ok-alb-multi-once.json": alb_multi([AUTH]),
+        "ok-alb-single-once.json": alb_single(authorization=AUTH),
+        "ok-v2-once.json": v2_with(http_event, AUTH),
+        "ok-url-once.json": v2_with(url_event, AUTH),
+    }
+
+
 def main():
     fixtures = {
         "apigw-rest-bulk-delete.json": rest("/api/v1/images", FORM, FORM_TYPE, "/api/v1/images"),
@@ -214,7 +294,9 @@ def main():
             "cleanup/stream-remove.json": stream_records(),
         }
     )
+    fixtures.update({f"crafted/repeated/{name}": event for name, event in repeated_headers().items()})
     (EVENTS / "cleanup").mkdir(exist_ok=True)
+    (EVENTS / "crafted" / "repeated").mkdir(parents=True, exist_ok=True)
     for name, event in fixtures.items():
         (EVENTS / name).write_text(json.dumps(event, indent=2) + "\n")
         print(f"wrote events/{name}")

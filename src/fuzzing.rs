@@ -25,6 +25,11 @@ fn tokens() -> Tokens {
 /// The endpoint over fresh in-memory stores holding two of the seed's images, so
 /// that every input meets the same world.
 pub(crate) fn api() -> Api {
+    api_and_stores().0
+}
+
+/// `api()` and the stores behind it, to see whether a request reached them.
+pub(crate) fn api_and_stores() -> (Api, Arc<MemoryCatalog>, Arc<MemoryObjectStore>) {
     let catalog = Arc::new(MemoryCatalog::default());
     let objects = Arc::new(MemoryObjectStore::default());
     for id in [
@@ -38,9 +43,13 @@ pub(crate) fn api() -> Api {
             object_keys: vec![ObjectKey::parse(&key).expect("a valid key")],
         });
     }
-    let deleter = Deleter::new(catalog, objects);
+    let deleter = Deleter::new(catalog.clone(), objects.clone());
     let abilities = vec!["image_delete".into(), "image_list".into()];
-    Api::new(deleter, tokens(), 1000, abilities)
+    (
+        Api::new(deleter, tokens(), 1000, abilities),
+        catalog,
+        objects,
+    )
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -59,10 +68,56 @@ pub fn http_event(data: &[u8]) {
     let Ok(payload) = serde_json::from_slice::<Box<serde_json::value::RawValue>>(data) else {
         return; // the runtime answers these with an invocation error
     };
+    let repeated = authorization_copies(payload.get()) > 1;
     let api = api();
     let event = LambdaEvent::new(payload, Context::default());
     if let Ok(answer) = block_on(event::answer(&api, event)) {
-        serde_json::to_vec(&answer).expect("an answer serializes");
+        let answer = serde_json::to_value(&answer).expect("an answer serializes");
+        // Checked apart from lambda_http's conversion, which keeps one copy of a
+        // REST or ALB event's header: an upgrade that changes it cannot let a second
+        // Authorization through unseen.
+        if repeated {
+            assert_eq!(
+                answer["statusCode"], 401,
+                "a repeated Authorization got through"
+            );
+        }
+    }
+}
+
+/// How many copies of `Authorization` an event carries, counted on its JSON as a
+/// whole (the oracle of `http_event`, written apart from `http::event`): every value
+/// in either header map under any letter case, a list's elements, a comma-joined
+/// value's parts; the one value API Gateway puts in both maps counts once.
+fn authorization_copies(event: &str) -> usize {
+    use serde_json::Value;
+    let Ok(Value::Object(event)) = serde_json::from_str::<Value>(event) else {
+        return 0;
+    };
+    let copies = |map: &str| -> Vec<Option<&str>> {
+        let Some(Value::Object(headers)) = event.get(map) else {
+            return Vec::new();
+        };
+        let values = headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+            .flat_map(|(_, value)| match value {
+                Value::Null => Vec::new(),
+                Value::Array(list) => list.iter().collect(),
+                value => vec![value],
+            });
+        values
+            .flat_map(|value| match value.as_str() {
+                Some(text) => text.split(',').map(Some).collect(),
+                None => vec![None],
+            })
+            .collect()
+    };
+    let (single, multi) = (copies("headers"), copies("multiValueHeaders"));
+    if single.len() == 1 && single == multi {
+        1
+    } else {
+        single.len() + multi.len()
     }
 }
 

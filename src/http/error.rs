@@ -27,6 +27,9 @@ pub enum ApiError {
     InvalidRequest,
     #[error("unsupported content type")]
     UnsupportedMediaType,
+    /// A body sent with a `Content-Encoding` (gzip, ...): none is decoded.
+    #[error("unsupported content encoding")]
+    UnsupportedEncoding,
     #[error("body too large")]
     BodyTooLarge { max: usize },
     /// AWS throttled us and nothing could be done: retry after a pause.
@@ -54,7 +57,9 @@ impl ApiError {
             | Self::TooManyIds { .. }
             | Self::InvalidBody
             | Self::InvalidRequest => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,7 +76,7 @@ impl ApiError {
             Self::TooManyIds { .. } => "too_many_image_ids",
             Self::InvalidBody => "invalid_body",
             Self::InvalidRequest => "invalid_request",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType | Self::UnsupportedEncoding => "unsupported_media_type",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::Throttled => "throttled",
             Self::Unavailable => "service_unavailable",
@@ -93,11 +98,12 @@ impl ApiError {
                 "The body is not a readable form (image_ids[]=...) or JSON object ({\"image_ids\": [...]}).".into()
             }
             Self::InvalidRequest => {
-                "The request could not be read: its host, path, query string or body encoding is malformed.".into()
+                "The request could not be read: its host, path, query string or body encoding is malformed, or it repeats Content-Type or Content-Encoding.".into()
             }
             Self::UnsupportedMediaType => {
                 "Send application/x-www-form-urlencoded or application/json.".into()
             }
+            Self::UnsupportedEncoding => "Send the body without a Content-Encoding.".into(),
             Self::BodyTooLarge { max } => format!("The body is larger than {max} bytes."),
             Self::Throttled => "The service is busy; retry the request shortly.".into(),
             Self::Unavailable => "The service did not answer in time; retry the request.".into(),

@@ -14,6 +14,11 @@
 //! which lambda_http does for every REST and ALB event; found by `make fuzz`, as was
 //! an ALB query whose rebuilt URI passes the `http` crate's 64 KiB limit.
 //! Events that are not HTTP events at all get the invocation error.
+//!
+//! The raw event is also the only layer that sees every copy of a header: lambda_http
+//! merges a REST or ALB event's single-value `headers` into `multiValueHeaders` (the
+//! single value replacing the list), so a forged second `Authorization` vanishes
+//! before the handler looks. `check_headers` counts the copies here (`RawParts`).
 
 use std::convert::Infallible;
 
@@ -36,6 +41,24 @@ pub enum BadEvent {
     Uri,
     #[error("a query parameter without a string value")]
     Query,
+    #[error("query or header maps of an unexpected shape")]
+    Shape,
+    /// More than one `Authorization` (answered 401, as any unusable token).
+    #[error("more than one Authorization header")]
+    RepeatedAuthorization,
+    #[error("more than one {0} header")]
+    Repeated(&'static str),
+}
+
+impl BadEvent {
+    /// The answer: a second `Authorization` is an authentication failure, anything
+    /// else an unreadable request.
+    pub fn error(self) -> super::ApiError {
+        match self {
+            Self::RepeatedAuthorization => super::ApiError::Unauthorized,
+            _ => super::ApiError::InvalidRequest,
+        }
+    }
 }
 
 /// Why an event gets no HTTP answer at all (Lambda reports an invocation error).
@@ -69,53 +92,180 @@ pub async fn answer(
     let raw = payload.get();
     let request: LambdaRequest = serde_json::from_str(raw).map_err(NotHttp)?;
     let origin = request.request_origin();
-    let answer: TransformResponse<'_, Response<Body>, Infallible> =
-        match check_query_maps(raw).and_then(|()| check(&request)) {
-            Err(bad) => {
-                let refused = api.refuse_event(bad, &context.request_id);
-                TransformResponse::Request(origin, Box::pin(async move { Ok(refused) }))
-            }
-            Ok(()) => {
-                let handler = service_fn(move |request: Request| async move {
-                    Ok::<_, Infallible>(api.handle(request).await)
-                });
-                Adapter::from(handler).call(LambdaEvent::new(request, context))
-            }
-        };
+    let checked = RawParts::read(raw).and_then(|parts| {
+        // Authentication first, as in the handler: a repeated Authorization is a 401
+        // whatever else is wrong with the event.
+        let headers = parts.check_headers()?;
+        parts.check_query_maps()?;
+        check(&request)?;
+        Ok(headers)
+    });
+    let answer: TransformResponse<'_, Response<Body>, Infallible> = match checked {
+        Err(bad) => {
+            let refused = api.refuse_event(bad, &context.request_id);
+            TransformResponse::Request(origin, Box::pin(async move { Ok(refused) }))
+        }
+        Ok(headers) => {
+            let handler = service_fn(move |mut request: Request| async move {
+                if headers.caller_id_repeated {
+                    // Which copy is the caller's id? Neither: the gateway's is answered.
+                    request.headers_mut().remove("x-request-id");
+                }
+                Ok::<_, Infallible>(api.handle(request).await)
+            });
+            Adapter::from(handler).call(LambdaEvent::new(request, context))
+        }
+    };
     let Ok(answer) = answer.await;
     Ok(answer)
 }
 
-/// The event's two query maps, whatever their shape; every other field is skipped
-/// unread.
+/// What is read of the raw event besides lambda_http's parse: the two query maps,
+/// whatever their shape, and every copy of the headers in `GUARDED`; every other
+/// field is skipped unread.
 #[derive(serde::Deserialize)]
-struct QueryMaps {
+struct RawParts {
     #[serde(rename = "queryStringParameters", default)]
-    single: Option<serde_json::Value>,
+    single_query: Option<serde_json::Value>,
     #[serde(rename = "multiValueQueryStringParameters", default)]
-    multi: Option<serde_json::Value>,
+    multi_query: Option<serde_json::Value>,
+    #[serde(default)]
+    headers: Copies,
+    #[serde(rename = "multiValueHeaders", default)]
+    multi_headers: Copies,
 }
 
-/// Every value of the query maps (REST and ALB events: single and multi-valued) is
-/// a string or a non-empty list of strings.
-fn check_query_maps(event: &str) -> Result<(), BadEvent> {
-    use serde_json::Value;
-    // lambda_http parsed this text already, so it is one JSON object.
-    let maps: QueryMaps = serde_json::from_str(event).map_err(|_| BadEvent::Query)?;
-    for map in [maps.single, maps.multi] {
-        let Some(Value::Object(map)) = map else {
-            continue;
-        };
-        let valid = map.values().all(|value| match value {
-            Value::String(_) => true,
-            Value::Array(values) => !values.is_empty() && values.iter().all(Value::is_string),
-            _ => false,
-        });
-        if !valid {
-            return Err(BadEvent::Query);
-        }
+/// Headers whose meaning changes with a second copy, and what a second copy gets.
+/// `X-Request-Id` only names the request in the answer and the logs: a repeated one
+/// is ignored (the gateway's id is answered), not refused.
+const GUARDED: [(&str, Option<BadEvent>); 4] = [
+    ("authorization", Some(BadEvent::RepeatedAuthorization)),
+    ("content-type", Some(BadEvent::Repeated("Content-Type"))),
+    (
+        "content-encoding",
+        Some(BadEvent::Repeated("Content-Encoding")),
+    ),
+    ("x-request-id", None),
+];
+
+/// The copies of each `GUARDED` header in one header map (`headers` or
+/// `multiValueHeaders`), in any letter case, one entry per JSON value: a list
+/// contributes each element, a repeated JSON key each occurrence.
+#[derive(Default)]
+struct Copies([Vec<Option<String>>; GUARDED.len()]);
+
+impl<'de> serde::Deserialize<'de> for Copies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_option(CopiesVisitor)
     }
-    Ok(())
+}
+
+struct CopiesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CopiesVisitor {
+    type Value = Copies;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a header map")
+    }
+
+    fn visit_none<E>(self) -> Result<Copies, E> {
+        Ok(Copies::default())
+    }
+
+    fn visit_unit<E>(self) -> Result<Copies, E> {
+        Ok(Copies::default())
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Copies, D::Error> {
+        d.deserialize_map(self)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Copies, A::Error> {
+        use serde_json::Value;
+        let mut copies = Copies::default();
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let Some(at) = GUARDED
+                .iter()
+                .position(|(guarded, _)| name.eq_ignore_ascii_case(guarded))
+            else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            };
+            // A value that is not a string still counts as a copy.
+            let text = |value: Value| value.as_str().map(str::to_owned);
+            match map.next_value::<Value>()? {
+                Value::Null => {}
+                Value::Array(values) => copies.0[at].extend(values.into_iter().map(text)),
+                value => copies.0[at].push(text(value)),
+            }
+        }
+        Ok(copies)
+    }
+}
+
+/// What the header check leaves for the handler to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeaderVerdict {
+    /// `X-Request-Id` came more than once: the handler drops it.
+    caller_id_repeated: bool,
+}
+
+impl RawParts {
+    fn read(event: &str) -> Result<Self, BadEvent> {
+        // lambda_http parsed this text already, so it is one JSON object; a header map
+        // of a shape lambda_http accepts but this reader does not is refused.
+        serde_json::from_str(event).map_err(|_| BadEvent::Shape)
+    }
+
+    /// Every value of the query maps (REST and ALB events: single and multi-valued)
+    /// is a string or a non-empty list of strings.
+    fn check_query_maps(&self) -> Result<(), BadEvent> {
+        use serde_json::Value;
+        for map in [&self.single_query, &self.multi_query] {
+            let Some(Value::Object(map)) = map else {
+                continue;
+            };
+            let valid = map.values().all(|value| match value {
+                Value::String(_) => true,
+                Value::Array(values) => !values.is_empty() && values.iter().all(Value::is_string),
+                _ => false,
+            });
+            if !valid {
+                return Err(BadEvent::Query);
+            }
+        }
+        Ok(())
+    }
+
+    /// Each `GUARDED` header came at most once. API Gateway (REST) and ALB put the
+    /// last copy in `headers` and all of them in `multiValueHeaders`, so one copy is
+    /// one value in either map or the same value in both; HTTP APIs and function URLs
+    /// join copies with a comma, which no value of these headers the function accepts
+    /// holds, so a comma counts as a second copy in every shape.
+    fn check_headers(&self) -> Result<HeaderVerdict, BadEvent> {
+        let mut verdict = HeaderVerdict {
+            caller_id_repeated: false,
+        };
+        for (at, (_, refusal)) in GUARDED.iter().enumerate() {
+            let single = &self.headers.0[at];
+            let multi = &self.multi_headers.0[at];
+            let joined = single
+                .iter()
+                .chain(multi)
+                .any(|value| value.as_deref().is_none_or(|v| v.contains(',')));
+            let repeated = joined
+                || single.len() > 1
+                || multi.len() > 1
+                || (single.len() == 1 && multi.len() == 1 && single[0] != multi[0]);
+            match refusal {
+                Some(refusal) if repeated => return Err(*refusal),
+                Some(_) => {}
+                None => verdict.caller_id_repeated = repeated,
+            }
+        }
+        Ok(verdict)
+    }
 }
 
 /// Whether `lambda_http` can convert `event` without panicking: the same steps, each
@@ -307,6 +457,106 @@ mod tests {
             );
             assert!(headers.get("x-token").is_none(), "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_header_is_refused_before_any_store_and_one_copy_is_served() {
+        for (name, json) in fixtures("events/crafted/repeated") {
+            // GIVEN an event repeating Authorization, Content-Type or Content-Encoding
+            // in one of the shapes the function accepts (or a control with one copy)
+            let (api, catalog, objects) = crate::fuzzing::api_and_stores();
+            let payload = RawValue::from_string(json.clone()).unwrap();
+            // WHEN it arrives as the binary receives it
+            let answer = answer(&api, LambdaEvent::new(payload, Context::default()))
+                .await
+                .unwrap();
+            let answer = serde_json::to_value(answer).unwrap();
+            let headers = if answer["headers"].as_object().is_some_and(|h| !h.is_empty()) {
+                &answer["headers"]
+            } else {
+                &answer["multiValueHeaders"]
+            };
+            let header = |name: &str| match &headers[name] {
+                serde_json::Value::Array(values) => values[0].clone(),
+                value => value.clone(),
+            };
+            let store_calls = catalog.calls() + objects.calls();
+            // THEN a repeat is refused with the usual answer and no store call; one
+            // copy reaches the stores and deletes
+            let status = &answer["statusCode"];
+            match name.split('-').next().unwrap() {
+                "401" => {
+                    assert_eq!(status, 401, "{name}: {answer}");
+                    assert_eq!(header("x-message"), "Access denied", "{name}");
+                    assert!(header("x-token").is_null(), "{name}");
+                }
+                "400" => {
+                    assert_eq!(status, 400, "{name}: {answer}");
+                    let body: serde_json::Value =
+                        serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+                    assert_eq!(body["error"], "invalid_request", "{name}");
+                }
+                "ok" => {
+                    assert_eq!(status, 200, "{name}: {answer}");
+                    assert!(store_calls > 0, "{name}");
+                    continue;
+                }
+                other => panic!("{name}: no expected answer {other:?}"),
+            }
+            assert_eq!(header("x-content-type-options"), "nosniff", "{name}");
+            assert_eq!(store_calls, 0, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_request_id_is_not_answered() {
+        // GIVEN a REST event whose caller sent X-Request-Id twice
+        let json = include_str!("../../events/crafted/repeated/ok-v1-request-id-twice.json");
+        let gateway = "3cdcadc9-532d-4f5e-8826-8584694cf195";
+        assert!(json.contains(gateway));
+        // WHEN it is answered
+        let answer = answer_to(json).await;
+        // THEN the gateway's id is answered, neither of the caller's
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+        assert_eq!(answer["multiValueHeaders"]["x-request-id"][0], gateway);
+    }
+
+    #[test]
+    fn one_copy_in_both_maps_is_one_and_a_comma_is_two() {
+        let verdict = |json: &str| RawParts::read(json).and_then(|p| p.check_headers());
+        let one = HeaderVerdict {
+            caller_id_repeated: false,
+        };
+        assert_eq!(
+            verdict(
+                r#"{"headers": {"Authorization": "t"}, "multiValueHeaders": {"authorization": ["t"]}}"#
+            ),
+            Ok(one)
+        );
+        assert_eq!(
+            verdict(r#"{"headers": null, "multiValueHeaders": null}"#),
+            Ok(one)
+        );
+        assert_eq!(verdict(r#"{"headers": {"authorization": null}}"#), Ok(one));
+        for repeated in [
+            r#"{"headers": {"authorization": "t", "authorization": "t"}}"#,
+            r#"{"headers": {"authorization": "a,b"}}"#,
+            r#"{"headers": {"authorization": 1}}"#,
+            r#"{"multiValueHeaders": {"authorization": ["t", null]}}"#,
+            r#"{"headers": {"authorization": "t"}, "multiValueHeaders": {"authorization": ["u"]}}"#,
+        ] {
+            assert_eq!(
+                verdict(repeated),
+                Err(BadEvent::RepeatedAuthorization),
+                "{repeated}"
+            );
+        }
+        assert_eq!(
+            verdict(r#"{"headers": {"x-request-id": "a", "X-Request-Id": "a"}}"#),
+            Ok(HeaderVerdict {
+                caller_id_repeated: true
+            })
+        );
     }
 
     #[tokio::test]

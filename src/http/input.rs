@@ -101,6 +101,14 @@ fn read_body_ids<'a>(request: &'a Request, out: &mut Vec<Cow<'a, str>>) -> Resul
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
+    // A compressed body would be read as form or JSON text: refused instead.
+    let encoding = request
+        .headers()
+        .get(lambda_http::http::header::CONTENT_ENCODING)
+        .map(|v| v.as_bytes().trim_ascii());
+    if encoding.is_some_and(|e| !e.is_empty() && !e.eq_ignore_ascii_case(b"identity")) {
+        return Err(ApiError::UnsupportedEncoding);
+    }
     let media_type = request
         .headers()
         .get(lambda_http::http::header::CONTENT_TYPE)
@@ -367,6 +375,29 @@ mod tests {
         for (ct, body, code) in cases {
             let r = request("DELETE", "/api/v1/images", ct, body);
             assert_eq!(ids(&r).unwrap_err().code(), code, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn a_compressed_body_is_refused_and_identity_is_read() {
+        for (encoding, expected) in [
+            ("gzip", Err("unsupported_media_type")),
+            ("br", Err("unsupported_media_type")),
+            ("identity", Ok(vec![A.to_owned()])),
+            (" Identity ", Ok(vec![A.to_owned()])),
+        ] {
+            // GIVEN a form body sent with a Content-Encoding
+            let mut r = request(
+                "DELETE",
+                "/api/v1/images",
+                FORM,
+                Body::Text(format!("image_ids[]={A}")),
+            );
+            r.headers_mut()
+                .insert("content-encoding", http::HeaderValue::from_static(encoding));
+            // WHEN its ids are read THEN only an uncompressed body is read
+            let got = ids(&r).map_err(|e| e.code());
+            assert_eq!(got, expected, "{encoding}");
         }
     }
 

@@ -116,8 +116,9 @@ impl Api {
         response
     }
 
-    /// Answers an event that cannot become a request (`event::check`): a 400 with the
-    /// usual headers, logged like any other answer.
+    /// Answers an event refused before it becomes a request (`event`): a 400, or a
+    /// 401 for a repeated `Authorization`, with the usual headers, logged like any
+    /// other answer.
     pub fn refuse_event(&self, reason: event::BadEvent, request_id: &str) -> Response<Body> {
         let started = Instant::now();
         let request_id = if request_id.is_empty() {
@@ -125,13 +126,14 @@ impl Api {
         } else {
             request_id.to_owned()
         };
-        let response = finish(
-            ApiError::InvalidRequest.into_response(),
-            &request_id,
-            started,
-        );
-        tracing::info!(request_id = %request_id, status = 400, %reason, "unreadable event");
-        Metrics::default().emit(METRICS_TRIGGER);
+        let response = finish(reason.error().into_response(), &request_id, started);
+        let status = response.status().as_u16();
+        tracing::info!(request_id = %request_id, status, %reason, "refused event");
+        let mut metrics = Metrics::default();
+        if response.status() == StatusCode::UNAUTHORIZED {
+            metrics.denied_requests = 1;
+        }
+        metrics.emit(METRICS_TRIGGER);
         response
     }
 
@@ -182,8 +184,8 @@ impl Api {
         tally.metrics.unprocessed_retries = outcome.retries;
         tally.metrics.s3_key_errors = outcome.object_errors;
         let mut response = match route {
-            Route::Bulk => bulk_answer(outcome)?,
-            Route::One(_) => one_answer(outcome)?,
+            Route::Bulk => bulk_answer(outcome, aws_request_id)?,
+            Route::One(_) => one_answer(outcome, aws_request_id)?,
         };
         // Minted only once the answer is a success: failures carry no token; nor does
         // a success past the renewal cap (README, Tokens).
@@ -214,11 +216,11 @@ impl Api {
 
 /// 200 with the deleted ids, newest-requested first (the seed's order); a 5xx only
 /// when AWS failed and nothing at all was deleted.
-fn bulk_answer(outcome: DeleteOutcome) -> Result<Response<Body>, ApiError> {
+fn bulk_answer(outcome: DeleteOutcome, aws_request_id: &str) -> Result<Response<Body>, ApiError> {
     if outcome.deleted.is_empty() {
-        upstream_failure(&outcome)?;
+        upstream_failure(&outcome, aws_request_id)?;
     } else if let Some(err) = &outcome.error {
-        tracing::warn!(error = %err, failed = outcome.failed.len(), "partial deletion");
+        tracing::warn!(aws_request_id, error = %err, failed = outcome.failed.len(), "partial deletion");
     }
     let ids: Vec<&ImageId> = outcome.deleted.iter().rev().collect();
     let body = serde_json::to_string(&ids).expect("ids serialize");
@@ -230,8 +232,8 @@ fn bulk_answer(outcome: DeleteOutcome) -> Result<Response<Body>, ApiError> {
 }
 
 /// 204 when deleted, 404 when there was nothing to delete.
-fn one_answer(outcome: DeleteOutcome) -> Result<Response<Body>, ApiError> {
-    upstream_failure(&outcome)?;
+fn one_answer(outcome: DeleteOutcome, aws_request_id: &str) -> Result<Response<Body>, ApiError> {
+    upstream_failure(&outcome, aws_request_id)?;
     if outcome.deleted.is_empty() {
         return Ok(ApiError::ImageNotFound.into_response());
     }
@@ -241,11 +243,11 @@ fn one_answer(outcome: DeleteOutcome) -> Result<Response<Body>, ApiError> {
 }
 
 /// Logs the cause chain of a failure (once) and turns it into the 5xx to answer.
-fn upstream_failure(outcome: &DeleteOutcome) -> Result<(), ApiError> {
+fn upstream_failure(outcome: &DeleteOutcome, aws_request_id: &str) -> Result<(), ApiError> {
     let Some(err) = &outcome.error else {
         return Ok(());
     };
-    tracing::error!(error = %err.chain(), failed = outcome.failed.len(), "deletion failed");
+    tracing::error!(aws_request_id, error = %err.chain(), failed = outcome.failed.len(), "deletion failed");
     Err(match err.kind() {
         StoreErrorKind::Throttled => ApiError::Throttled,
         StoreErrorKind::Unavailable => ApiError::Unavailable,
@@ -663,6 +665,49 @@ mod tests {
             "delete denied",
             "token grants no delete ability",
         ] {
+            let line = text
+                .lines()
+                .find(|l| l.contains(message))
+                .unwrap_or_else(|| panic!("no {message:?} line in {text}"));
+            assert!(line.contains(&gateway), "{line}");
+        }
+    }
+
+    #[tokio::test]
+    async fn failure_log_lines_carry_the_gateways_request_id() {
+        // GIVEN logs captured (as in the test above), a REST event for A and B, and
+        // stores that fail: B's object for a partial deletion, every read for a
+        // deletion that fails whole
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let json = include_str!("../../events/apigw-rest-bulk-delete.json");
+        let mut event: serde_json::Value = serde_json::from_str(json).unwrap();
+        let gateway = event["requestContext"]["requestId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let authorization = format!("Bearer {}", token());
+        event["headers"]["authorization"] = authorization.clone().into();
+        event["multiValueHeaders"]["authorization"] = serde_json::json!([authorization]);
+        event["body"] = format!("image_ids[]={A}&image_ids[]={B}").into();
+        let partial = fixture();
+        partial.objects.fail_key(&format!("a/{B}"));
+        let failed = fixture();
+        failed.catalog.fail_get(A);
+        // WHEN each answers the event
+        for (f, status) in [(partial, 200), (failed, 503)] {
+            let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+            assert_eq!(f.api.handle(request).await.status(), status);
+        }
+        // THEN both failure lines name the gateway's request id
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        for message in ["partial deletion", "deletion failed"] {
             let line = text
                 .lines()
                 .find(|l| l.contains(message))
