@@ -156,7 +156,7 @@ struct Copies([Vec<Option<String>>; GUARDED.len()]);
 
 impl<'de> serde::Deserialize<'de> for Copies {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_option(CopiesVisitor)
+        deserializer.deserialize_any(CopiesVisitor)
     }
 }
 
@@ -178,7 +178,34 @@ impl<'de> serde::de::Visitor<'de> for CopiesVisitor {
     }
 
     fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Copies, D::Error> {
-        d.deserialize_map(self)
+        d.deserialize_any(self)
+    }
+
+    // Not a map: a field lambda_http ignores for this shape (an HTTP API event's
+    // `multiValueHeaders`), or it would not have parsed the event. No copies there.
+    fn visit_bool<E>(self, _: bool) -> Result<Copies, E> {
+        Ok(Copies::default())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Copies, E> {
+        Ok(Copies::default())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Copies, E> {
+        Ok(Copies::default())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Copies, E> {
+        Ok(Copies::default())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Copies, E> {
+        Ok(Copies::default())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Copies, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Copies::default())
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Copies, A::Error> {
@@ -538,6 +565,10 @@ mod tests {
             Ok(one)
         );
         assert_eq!(verdict(r#"{"headers": {"authorization": null}}"#), Ok(one));
+        assert_eq!(
+            verdict(r#"{"headers": {"authorization": "t"}, "multiValueHeaders": 7}"#),
+            Ok(one)
+        );
         for repeated in [
             r#"{"headers": {"authorization": "t", "authorization": "t"}}"#,
             r#"{"headers": {"authorization": "a,b"}}"#,
