@@ -12,14 +12,15 @@ export SAM_CLI_TELEMETRY := 0
 TEST_DYNAMODB_PORT ?= 18000
 TEST_MOTO_PORT ?= 15000
 
-.PHONY: help tools run test build unit lint-rust lint-template fmt bench crafted-release chaos fuzz
+.PHONY: help tools run test build unit lint-rust lint-template fmt bench power crafted-release chaos fuzz
 
 help:
 	@echo "make run    run the function locally against local DynamoDB/S3 with demo data"
 	@echo "make test   run every test (starts its own emulators)"
 	@echo "make build  build the deploy artifact (sam build: arm64, every function)"
 	@echo "make fmt    format the code"
-	@echo "make bench  build for release and print benchmark figures"
+	@echo "make bench  build for release and print benchmark figures (make power last)"
+	@echo "make power  duration and cost per Lambda memory size, under a cgroup CPU quota"
 
 tools:
 	@scripts/install-tools.sh
@@ -51,6 +52,13 @@ fmt:
 # Figures, not tests: release builds (~10 min each from clean) and loopback fakes.
 bench: tools
 	@scripts/bench.sh
+	@scripts/power.sh
+
+# The function and the Python peer at Lambda's CPU share for 128-1769 MB (cgroup CPU
+# quota; root and a writable cpu controller, else full-core rows only): duration, peak
+# RSS and cost per memory size (bench/results/power.*).
+power: tools
+	@scripts/power.sh
 
 # The crafted events of events/crafted/ against the release binary (~10 min to build
 # from clean): each gets an answer and the process keeps serving.

@@ -12,6 +12,10 @@
 //! {"invocations", "seconds", "per_second"}, timed from the first `/next` to the
 //! N-th answer.
 //!
+//! With `FAKE_RUNTIME_CGROUP=<cgroup dir>` each function starts inside that cgroup
+//! (its pid written to `cgroup.procs` between fork and exec), so a CPU quota there
+//! applies from its first instruction and this runtime stays outside it.
+//!
 //! Served mode: `fake-runtime --serve` spawns nothing; it prints its address, then
 //! follows commands on stdin, one per line, for a function the harness starts:
 //! `wait` prints `ready` once the function has asked for work; `event <JSON>` hands
@@ -200,6 +204,29 @@ fn event_reply(event: &str) -> Vec<u8> {
     reply
 }
 
+/// Moves the child into the cgroup whose `cgroup.procs` is `procs` before it execs:
+/// writing "0" there moves the writer. Only `open`, `write` and `close` run between
+/// fork and exec (no allocation: another thread may hold the allocator's lock).
+fn into_cgroup(command: &mut Command, procs: std::ffi::CString) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure calls async-signal-safe functions only.
+    unsafe {
+        command.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+            let error = std::io::Error::last_os_error();
+            libc::close(fd);
+            if written != 1 {
+                return Err(error);
+            }
+            Ok(())
+        });
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
@@ -215,6 +242,9 @@ fn main() {
     let invocations: Option<usize> = std::env::var("FAKE_RUNTIME_INVOCATIONS")
         .ok()
         .and_then(|v| v.parse().ok());
+    let cgroup_procs = std::env::var("FAKE_RUNTIME_CGROUP").ok().map(|dir| {
+        std::ffi::CString::new(format!("{dir}/cgroup.procs")).expect("a path without NUL")
+    });
     for _ in 0..runs {
         let left = Arc::new(AtomicUsize::new(invocations.unwrap_or(usize::MAX)));
         // A fresh Runtime API per run, as each execution environment has its own.
@@ -230,14 +260,17 @@ fn main() {
                 std::thread::spawn(move || serve(stream, event, seen, left));
             }
         });
-        let started = Instant::now();
-        let mut child = Command::new(&command[0])
+        let mut spawn = Command::new(&command[0]);
+        spawn
             .args(&command[1..])
             .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the function");
+            .stderr(Stdio::null());
+        if let Some(procs) = &cgroup_procs {
+            into_cgroup(&mut spawn, procs.clone());
+        }
+        let started = Instant::now();
+        let mut child = spawn.spawn().expect("spawn the function");
         if let Some(total) = invocations {
             let mut first_next = None;
             let mut answers = 0;
