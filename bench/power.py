@@ -309,7 +309,7 @@ def chart(results, sizes, path):
     d = f"D = {results['billed_delay_ms']:g} ms"
     panels = [(f"warm 9-id request, {d}", "warm_9_ms_billed_d", "per_m_requests_9", "$ / M requests"),
               (f"warm 1000-id request, {d}", "warm_1000_ms_billed_d", "per_m_images_lambda", "Lambda $ / M images")]
-    width, height, pw = 900, 340, 400
+    width, height, pw = 960, 340, 400
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
              '<text x="10" y="18" font-weight="bold">Duration (solid, left axis, ms) and Lambda cost (dashed, right axis) against memory; green: Rust, grey: Python peer</text>']
     colours = {"rust": "#2e7d32", "python": "#757575"}
