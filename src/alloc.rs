@@ -2,10 +2,10 @@
 //!
 //! Every AWS call allocates a few thousand short-lived objects inside the SDK.
 //! With mimalloc a warm request takes 16 % fewer instructions than with glibc's malloc
-//! (README, "Benchmarks"). Out of the box it commits arena memory eagerly, which took
+//! (bench/README.md). Out of the box it commits arena memory eagerly, which took
 //! peak RSS at 1000 ids from 14 to 21-28 MiB; [`tune`] turns that off. Freed pages are
 //! handed back after mimalloc's default delay (1 s): handing them back at once made a
-//! 1000-id request fault 500 pages back in and cost 25 % more CPU time (README).
+//! 1000-id request fault 500 pages back in and cost 25 % more CPU time (bench/README.md).
 
 use std::os::raw::c_int;
 

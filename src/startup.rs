@@ -207,7 +207,7 @@ const PRECONNECT_BUDGET: Duration = Duration::from_secs(2);
 /// With `PRECONNECT`, both stores' clients are warmed up first (`Deleter::warm_up`):
 /// their connections and TLS sessions open, their lazily built state made, in init
 /// rather than in the first request. Off by default: on an on-demand cold start the
-/// caller waits for init and the first request alike (README, Benchmarks).
+/// caller waits for init and the first request alike (bench/README.md).
 pub async fn api(config: &Config, aws: &Aws) -> Result<Api, InitError> {
     let deleter = deleter(config, aws);
     if config.preconnect {

@@ -146,7 +146,7 @@ impl Api {
         let route = input::route(request, stage(request))?;
         let claims = self.authenticate(request.headers(), aws_request_id)?;
         // A token that may delete nowhere gets no work done on its behalf: no reads
-        // to amplify, no renewal (README, Security).
+        // to amplify, no renewal (docs/design.md, Security).
         if !claims.abilities.grants_any_anywhere(&self.delete_abilities) {
             tracing::info!(aws_request_id, user_id = %claims.user_id, "token grants no delete ability");
             return Err(ApiError::Unauthorized);

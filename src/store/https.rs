@@ -4,7 +4,7 @@
 //! Ours rather than the SDK's default client because that one always links an HTTP/2
 //! stack (h2), which DynamoDB, S3, SQS and Secrets Manager never need from a function
 //! that sends a few small requests per call: leaving it out is a large share of the
-//! binary (README, Benchmarks). What the SDK's client does that matters here is kept:
+//! binary (bench/README.md). What the SDK's client does that matters here is kept:
 //! a connect timeout that covers the TLS handshake, connections reused across calls
 //! and clients, TLS session resumption, and errors classified so that the SDK retries
 //! exactly the transient ones (`connector_error`).

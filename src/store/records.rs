@@ -2,7 +2,7 @@
 //!
 //! The SDK turns every record of an answer into a map of `AttributeValue`s, and the
 //! adapter then reads three of them: that was 13 % of a 1000-id request's CPU time
-//! (perf, README "Benchmarks"). [`RecordReader`] reads a successful answer's records
+//! (perf, bench/README.md). [`RecordReader`] reads a successful answer's records
 //! itself, by the same rules (`dynamodb::record_from`), and hands the SDK the rest of
 //! the answer, `UnprocessedKeys` included, to read as before.
 //!
