@@ -58,6 +58,28 @@ class SlowDynamoDB(BaseHTTPRequestHandler):
         pass
 
 
+class EndlessDynamoDB(BaseHTTPRequestHandler):
+    """Answers every call 200 with a chunked body that never ends."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-amz-json-1.0")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"
+        try:
+            while True:
+                self.wfile.write(chunk)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
 class Runtime(BaseHTTPRequestHandler):
     """The Runtime API: events from a queue on /next, answers recorded by id."""
 
@@ -124,6 +146,66 @@ def secrets_of(event_text: str) -> list[str]:
     return [claims, signature, event["body"]]
 
 
+def function_env(runtime, store) -> dict:
+    return dict(
+        os.environ,
+        AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{runtime.server_address[1]}",
+        AWS_LAMBDA_FUNCTION_NAME="delete-images",
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+        AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+        AWS_LAMBDA_LOG_STREAM_NAME="crafted",
+        AWS_LAMBDA_LOG_GROUP_NAME="crafted",
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{store.server_address[1]}",
+        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{store.server_address[1]}",
+        IMAGES_TABLE="images",
+        IMAGES_BUCKET="images",
+        JWT_SECRET=SECRET,
+    )
+
+
+def endless(binary: str) -> list[str]:
+    """A DynamoDB whose answer never ends: the valid request gets a 5xx within the
+    SDK's attempt timeout (5 s), and the function's peak RSS stays under 64 MiB."""
+    events: "queue.Queue[tuple[str, str]]" = queue.Queue()
+    request_id = str(uuid.uuid4())
+    events.put((request_id, GOOD.read_text()))
+    handler = type("R", (Runtime,), {"events": events, "answers": {}})
+    runtime, store = serve(handler), serve(EndlessDynamoDB)
+    env = function_env(runtime, store)
+    env.pop("JWT_SECRET_ARN", None)
+    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    failures, peak_kib, took = [], 0, None
+    try:
+        started = time.time()
+        while time.time() < started + 20 and request_id not in handler.answers and process.poll() is None:
+            status = Path(f"/proc/{process.pid}/status")
+            if status.exists():
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM"):
+                        peak_kib = max(peak_kib, int(line.split()[1]))
+            time.sleep(0.01)
+        took = time.time() - started
+        kind, body = handler.answers.get(request_id, (None, b""))
+        got = json.loads(body).get("statusCode") if kind == "response" else None
+        if got not in (500, 503):
+            failures.append(f"endless answer: status {got} ({kind}) after {took:.1f} s, expected a 5xx")
+        elif took > 5.5:
+            failures.append(f"endless answer: answered after {took:.1f} s, past the 5 s attempt timeout")
+        if peak_kib >= 64 * 1024:
+            failures.append(f"endless answer: peak RSS {peak_kib / 1024:.1f} MiB, not under 64")
+    finally:
+        process.kill()
+        process.wait()
+        runtime.shutdown()
+        store.shutdown()
+    print(f"endless DynamoDB answer: status {got} after {took:.2f} s, peak RSS {peak_kib / 1024:.1f} MiB, {len(failures)} failures")
+    return failures
+
+
 def run(binary: str, concurrency: int) -> list[str]:
     crafted = sorted((ROOT / "events" / "crafted").glob("*.json"))
     repeated = sorted((ROOT / "events" / "crafted" / "repeated").glob("*.json"))
@@ -147,23 +229,8 @@ def run(binary: str, concurrency: int) -> list[str]:
     SlowDynamoDB.calls = 0
     slow = serve(SlowDynamoDB)
     env = dict(
-        os.environ,
-        AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{runtime.server_address[1]}",
-        AWS_LAMBDA_FUNCTION_NAME="delete-images",
-        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
-        AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
-        AWS_LAMBDA_LOG_STREAM_NAME="crafted",
-        AWS_LAMBDA_LOG_GROUP_NAME="crafted",
+        function_env(runtime, slow),
         AWS_LAMBDA_MAX_CONCURRENCY=str(concurrency),
-        AWS_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="local",
-        AWS_SECRET_ACCESS_KEY="local",
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{slow.server_address[1]}",
-        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{slow.server_address[1]}",
-        IMAGES_TABLE="images",
-        IMAGES_BUCKET="images",
-        JWT_SECRET=SECRET,
         RUST_LOG="trace",
     )
     env.pop("JWT_SECRET_ARN", None)
@@ -215,7 +282,7 @@ def run(binary: str, concurrency: int) -> list[str]:
 
 def main() -> None:
     binary = sys.argv[1]
-    failures = run(binary, 1) + run(binary, 4)
+    failures = run(binary, 1) + run(binary, 4) + endless(binary)
     for failure in failures:
         print(f"  FAIL {failure}", file=sys.stderr)
     sys.exit(1 if failures else 0)

@@ -67,6 +67,46 @@ pub enum ConfigError {
 /// `events/`): anyone can mint tokens with it, so a deployed function refuses it.
 pub const DEV_SECRET: &str = "dev-secret-for-local-runs-only-0123456789abcdef";
 
+/// The endpoint overrides the SDK reads (the standard `AWS_ENDPOINT_URL[_SERVICE]`
+/// variables of every client this crate builds).
+const ENDPOINT_VARIABLES: [&str; 5] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+];
+
+/// An endpoint override is `https://`, or plain `http://` to this machine only (a
+/// local emulator): signed requests and the answers trusted for deletes never cross
+/// a network in clear text.
+fn check_endpoint(name: &'static str, url: &str) -> Result<(), ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid {
+        name,
+        why: why.to_owned(),
+    };
+    let parsed = url::Url::parse(url).map_err(|_| invalid("is not a URL"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match parsed.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(host)) => host.eq_ignore_ascii_case("localhost"),
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(invalid(
+                    "uses plain http to a host that is not this machine (127.0.0.1, ::1, localhost): use https",
+                ))
+            }
+        }
+        _ => Err(invalid("is neither https:// nor http:// to this machine")),
+    }
+}
+
 impl Config {
     pub const DEFAULT_MAX_IDS: usize = 1000;
     pub const DEFAULT_DELETE_ABILITIES: &'static str = "image_delete,image_list";
@@ -104,6 +144,11 @@ impl Config {
                 name: "DELETE_ABILITIES",
                 why: "lists no ability".into(),
             });
+        }
+        for name in ENDPOINT_VARIABLES {
+            if let Some(url) = get(name) {
+                check_endpoint(name, &url)?;
+            }
         }
         Ok(Self {
             table: required("IMAGES_TABLE")?,
@@ -238,6 +283,37 @@ mod tests {
         assert!(err.starts_with("MAX_IDS is invalid"), "{err}");
         assert!(config(&[BASE, &[("DELETE_ABILITIES", " , ")]].concat()).is_err());
         assert!(config(&BASE[..2]).unwrap().keys.is_none());
+    }
+
+    #[test]
+    fn plain_http_endpoints_are_refused_unless_they_are_this_machine() {
+        let with = |name: &str, url: &str| {
+            let vars: HashMap<&str, &str> =
+                [("IMAGES_TABLE", "t"), ("IMAGES_BUCKET", "b"), (name, url)].into();
+            Config::from_lookup(|n| vars.get(n).map(|v| v.to_string()))
+        };
+        for (name, url) in [
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+            ("AWS_ENDPOINT_URL_S3", "http://localhost:5000"),
+            ("AWS_ENDPOINT_URL", "http://[::1]:4566"),
+            (
+                "AWS_ENDPOINT_URL_SQS",
+                "https://sqs.eu-west-1.amazonaws.com",
+            ),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "https://10.0.0.5:8000"),
+        ] {
+            assert!(with(name, url).is_ok(), "{name}={url}");
+        }
+        for (name, url) in [
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://10.0.0.5:8000"),
+            ("AWS_ENDPOINT_URL_S3", "http://s3.amazonaws.com"),
+            ("AWS_ENDPOINT_URL", "http://localhost.example.com"),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "ftp://127.0.0.1"),
+            ("AWS_ENDPOINT_URL_SQS", "not a url"),
+        ] {
+            let err = with(name, url).expect_err(url).to_string();
+            assert!(err.starts_with(name), "{err}");
+        }
     }
 
     #[test]

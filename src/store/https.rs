@@ -41,6 +41,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+/// The most of an answer's body read into memory; a longer one fails the call. The
+/// largest answers this function gets are a `BatchGetItem` of 100 projected records
+/// (`id`, `album_id`, `object_keys`: about 100 KiB for images of 1 KiB of keys) and a
+/// `DeleteObjects` naming 1000 failed keys (about 1.2 MiB with keys of 1 KiB, S3's
+/// longest); 4 MiB is room above both, and ten reads at once stay within 64 MiB.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
 /// Why the client could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -178,9 +185,14 @@ impl HttpConnector for Connector {
             // and the read timeout covers the body too.
             let answer = async {
                 let (head, body) = response.await.map_err(connector_error)?.into_parts();
+                let body = http_body_util::Limited::new(body, MAX_ANSWER_BYTES);
                 let body = http_body_util::BodyExt::collect(body)
                     .await
-                    .map_err(connector_error)?;
+                    .map_err(|err| match err.downcast::<hyper::Error>() {
+                        Ok(err) => connector_error(*err),
+                        // Over the limit: a broken or hostile endpoint, not a blip.
+                        Err(err) => ConnectorError::other(err, None),
+                    })?;
                 Ok::<_, ConnectorError>(http::Response::from_parts(head, body.to_bytes()))
             };
             let answer = match read_timeout {
@@ -681,6 +693,8 @@ pub(crate) mod tests {
         Body(&'static str),
         /// Announce a 100-byte body, send 10 bytes of it and close.
         CutShort,
+        /// Stream a chunked body that never ends.
+        Endless,
     }
 
     /// A loopback HTTP/1.1 server: the raw bytes of every request, and how many
@@ -720,6 +734,13 @@ pub(crate) mod tests {
                     Serve::CutShort => {
                         let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"Table\":{";
                         let _ = stream.write_all(head.as_bytes()).await;
+                        return;
+                    }
+                    Serve::Endless => {
+                        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ntransfer-encoding: chunked\r\n\r\n";
+                        let _ = stream.write_all(head.as_bytes()).await;
+                        let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+                        while stream.write_all(chunk.as_bytes()).await.is_ok() {}
                         return;
                     }
                     Serve::Answer => "{}",
@@ -973,6 +994,25 @@ pub(crate) mod tests {
         // WHEN a call is made THEN the client read the body and failed it as
         // transient: retried to the limit
         retried_to_the_limit(Serve::CutShort).await;
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_fails_the_call_at_the_limit_without_a_retry() {
+        // GIVEN a server whose answer's body never ends
+        let server = Server::start(Serve::Endless).await;
+        let retry = RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(1));
+        let ddb = dynamodb(client(&[ROOTS]).unwrap(), &server.url(), retry);
+        // WHEN a call is made (no timeout of its own: only the limit can end it)
+        let call = tokio::time::timeout(Duration::from_secs(10), ddb.list_tables().send());
+        let err = call.await.expect("the limit ends the call").unwrap_err();
+        // THEN it failed once, as no transient error: the endpoint is broken
+        let aws_sdk_dynamodb::error::SdkError::DispatchFailure(failure) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(!failure.is_io() && !failure.is_timeout(), "{err:?}");
+        assert_eq!(server.requests().len(), 1);
     }
 
     /// A DynamoDB client through `http`, with this connect timeout, to an https
