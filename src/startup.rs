@@ -15,7 +15,6 @@ use crate::http::Api;
 use crate::retry::Deadline;
 use crate::store::dynamodb::DynamoCatalog;
 use crate::store::https::{self, ConnectAhead};
-use crate::store::payload_hash::RingPayloadHash;
 use crate::store::s3::S3ObjectStore;
 use crate::store::sigv4::CachedSigV4;
 use crate::store::sqs::SqsHandOff;
@@ -141,14 +140,12 @@ pub async fn aws_config() -> Result<Aws, InitError> {
 /// The deletion core over DynamoDB and S3.
 pub fn deleter(config: &Config, aws: &Aws) -> Deleter {
     let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&aws.sdk)
-        .interceptor(RingPayloadHash)
         .push_auth_scheme(CachedSigV4::default())
         .disable_clock_skew_correction(true)
         .build();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb_config);
     let s3_config = aws_sdk_s3::config::Builder::from(&aws.sdk)
         .force_path_style(config.s3_path_style)
-        .interceptor(RingPayloadHash)
         .push_auth_scheme(CachedSigV4::default())
         .disable_clock_skew_correction(true)
         .build();

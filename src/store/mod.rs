@@ -7,7 +7,6 @@ pub mod gate;
 pub mod https;
 pub mod memory;
 pub(crate) mod object_list;
-pub mod payload_hash;
 pub(crate) mod records;
 pub mod s3;
 pub mod sigv4;
