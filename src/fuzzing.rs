@@ -166,11 +166,11 @@ pub fn token(data: &[u8]) {
 }
 
 /// A `BatchGetItem` answer's body, as DynamoDB (or anything on the path) might send
-/// it, through the record reader (`store::records`): what it hands on to the SDK is
+/// it, through the record reader (`store::dynamodb::records`): what it hands on to the SDK is
 /// always a well-formed JSON object (its values are the answer's own, as they were:
 /// a number beyond `f64`, say, is the SDK's to judge, as before).
 pub fn batch_get_answer(data: &[u8]) {
-    if let Some((_, rest)) = crate::store::records::split(data, "images") {
+    if let Some((_, rest)) = crate::store::dynamodb::records::split(data, "images") {
         let rest: &serde_json::value::RawValue =
             serde_json::from_str(&rest).expect("the rest is well-formed JSON");
         assert!(rest.get().starts_with('{'), "the rest is an object");
@@ -178,7 +178,7 @@ pub fn batch_get_answer(data: &[u8]) {
 }
 
 /// Object keys, as a caller's records might hold them (separated by U+001F), written
-/// into a `DeleteObjects` body (`store::object_list`): the body keeps the SDK's frame,
+/// into a `DeleteObjects` body (`store::s3::object_list`): the body keeps the SDK's frame,
 /// holds one object per key, no markup character outside the markup, and every key
 /// reads back as it was.
 pub fn object_list(data: &[u8]) {
@@ -187,7 +187,7 @@ pub fn object_list(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let keys: Vec<ObjectKey> = text.split('\u{1f}').filter_map(ObjectKey::parse).collect();
     let empty = format!("{HEAD}{TAIL}");
-    let body = crate::store::object_list::with_keys(empty.as_bytes(), &keys)
+    let body = crate::store::s3::object_list::with_keys(empty.as_bytes(), &keys)
         .expect("the SDK's frame is recognised");
     let body = String::from_utf8(body).expect("the body is UTF-8");
     let inner = body

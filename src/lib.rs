@@ -4,6 +4,7 @@
 
 pub mod alloc;
 pub mod auth;
+pub mod aws;
 pub mod config;
 pub mod domain;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -15,4 +16,3 @@ pub mod retry;
 pub mod startup;
 pub mod store;
 pub mod triggers;
-pub mod turns;

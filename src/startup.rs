@@ -9,14 +9,14 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use secrecy::ExposeSecret;
 
 use crate::auth::{SigningKey, Tokens, keys_from_secret_text};
+use crate::aws::https::{self, ConnectAhead};
+use crate::aws::sigv4::CachedSigV4;
 use crate::config::{Config, ConfigError, DEV_SECRET, KeySource};
 use crate::domain::Deleter;
 use crate::http::Api;
 use crate::retry::Deadline;
 use crate::store::dynamodb::DynamoCatalog;
-use crate::store::https::{self, ConnectAhead};
 use crate::store::s3::S3ObjectStore;
-use crate::store::sigv4::CachedSigV4;
 use crate::store::sqs::SqsHandOff;
 use crate::triggers::Cleanup;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
@@ -73,7 +73,7 @@ fn ca_bundle(path: Option<std::ffi::OsString>) -> Result<Option<Vec<u8>>, InitEr
     Ok(Some(pem))
 }
 
-/// The HTTPS client of every AWS call (`store::https`): HTTP/1.1 over rustls with ring
+/// The HTTPS client of every AWS call (`aws::https`): HTTP/1.1 over rustls with ring
 /// (one small crypto provider for TLS; the binary carries no aws-lc and no HTTP/2),
 /// trusting the bundled AWS root CAs and any `extra` ones (`extra_root_cas`).
 pub fn https_client(extra: Option<Vec<u8>>) -> Result<SharedHttpClient, InitError> {
@@ -89,7 +89,7 @@ fn https_client_with_ahead(
 }
 
 /// The shared AWS config, and the handle that opens connections ahead through its
-/// HTTP client (held record deletes, `store::gate`). Derefs to the config.
+/// HTTP client (held record deletes, `aws::gate`). Derefs to the config.
 #[derive(Clone, Debug)]
 pub struct Aws {
     pub sdk: SdkConfig,
@@ -309,8 +309,8 @@ mod tests {
     fn a_held_record_delete_gives_up_before_its_attempt_times_out() {
         // A held call that gives up must do so before the SDK's attempt timeout (else
         // the SDK retries it as a timeout), and leave a call let through time to be
-        // answered (`store::gate::PATIENCE`).
-        assert!(crate::store::gate::PATIENCE * 2 <= ATTEMPT_TIMEOUT);
+        // answered (`aws::gate::PATIENCE`).
+        assert!(crate::aws::gate::PATIENCE * 2 <= ATTEMPT_TIMEOUT);
     }
 
     #[test]

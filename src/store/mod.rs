@@ -1,18 +1,12 @@
 //! Adapters for the ports: DynamoDB and S3 for production, in-memory fakes for fast
 //! tests and fault injection.
 
-pub mod dns;
 pub mod dynamodb;
-pub mod gate;
-pub mod https;
 pub mod memory;
-pub(crate) mod object_list;
-pub(crate) mod records;
 pub mod s3;
-pub mod sigv4;
 pub mod sqs;
 #[cfg(test)]
-mod test_calls;
+pub(crate) mod test_calls;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::error::SdkError;
@@ -64,7 +58,7 @@ where
     Fut: std::future::Future<Output = R>,
 {
     let chunks = items.chunks(size).map(<[T]>::to_vec).collect();
-    let turns = crate::turns::Turns::default();
+    let turns = crate::aws::turns::Turns::default();
     crate::retry::for_each_bounded(chunks, bound, |chunk| turns.take(call(chunk))).await
 }
 

@@ -10,7 +10,7 @@
 //! exactly the transient ones (`connector_error`).
 //!
 //! One thing it adds: connections opened ahead of requests known to come
-//! (`ConnectAhead`), so that record deletes held at the gate (`store::gate`) find their
+//! (`ConnectAhead`), so that record deletes held at the gate (`aws::gate`) find their
 //! connections open, TLS done, when S3 confirms, instead of opening 30 of them after.
 
 use std::borrow::Cow;
@@ -181,7 +181,7 @@ impl HttpConnector for Connector {
         HttpConnectorFuture::new(async move {
             // The whole answer, body included, is read here: every call this function
             // makes has a small, non-streaming answer, which the SDK would read into
-            // memory next anyway; interceptors then see its bytes (`store::records`),
+            // memory next anyway; interceptors then see its bytes (`store::dynamodb::records`),
             // and the read timeout covers the body too.
             let answer = async {
                 let (head, body) = response.await.map_err(connector_error)?.into_parts();
@@ -283,11 +283,11 @@ type Opener = ConnectTimeout<HttpsConnector<TcpConnector<SharedLookups>>>;
 /// How long a connection opened ahead may wait for its request. A request sent on a
 /// connection the server has meanwhile closed fails (the pool retries only on reused
 /// connections), so an old one is closed rather than used. Longer than the gate's
-/// patience (`store::gate::PATIENCE`, 2.5 s), the longest a held request waits.
+/// patience (`aws::gate::PATIENCE`, 2.5 s), the longest a held request waits.
 const FRESH_FOR: Duration = Duration::from_secs(4);
 
 /// Opens connections ahead of requests known to come: the record deletes held at the
-/// gate until S3 confirms (`store::gate`).
+/// gate until S3 confirms (`aws::gate`).
 #[derive(Clone, Debug)]
 pub struct ConnectAhead(Arc<Stock>);
 
@@ -371,7 +371,7 @@ struct Stock {
     hosts: Mutex<HashMap<String, Host>>,
     /// What `ConnectAhead` opens with; `None` for a client without one.
     opener: Option<Opener>,
-    /// The name lookups of every connection of the client (`store::dns`).
+    /// The name lookups of every connection of the client (`aws::dns`).
     lookups: SharedLookups,
     /// Connections being opened for requests that wait for them (not ahead).
     connecting: std::sync::atomic::AtomicUsize,
@@ -906,7 +906,7 @@ pub(crate) mod tests {
     async fn answers_arrive_whole_so_records_are_read_without_the_sdks_parser() {
         use crate::ports::Catalog;
         use crate::store::dynamodb::DynamoCatalog;
-        use crate::store::records::RecordReader;
+        use crate::store::dynamodb::records::RecordReader;
         // GIVEN a DynamoDB that answers every read with two records, the second
         // without an album
         const A: &str = "0c5f3e4e-0000-4000-8000-00000000000a";
@@ -1082,7 +1082,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn calls_to_a_host_named_not_numbered_are_answered() {
-        // GIVEN our client and a server reached by its name (`store::dns` looks it up
+        // GIVEN our client and a server reached by its name (`aws::dns` looks it up
         // once for all the connections), not by its address
         let server = Server::start(Serve::Answer).await;
         let url = server.url().replace("127.0.0.1", "localhost");
@@ -1193,7 +1193,7 @@ pub(crate) mod tests {
     fn connections_opened_ahead_outlive_the_gates_patience() {
         // A held request waits up to the gate's patience: the connection opened for
         // it must still be fresh when it goes.
-        assert!(FRESH_FOR > crate::store::gate::PATIENCE);
+        assert!(FRESH_FOR > crate::aws::gate::PATIENCE);
     }
 
     #[test]

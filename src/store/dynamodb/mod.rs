@@ -9,10 +9,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
-use super::gate::{AheadSlot, GatedHttpClient, PATIENCE, with_go};
-use super::https::ConnectAhead;
-use super::records::RecordReader;
+pub(crate) mod records;
+
+use self::records::RecordReader;
 use super::{deadline_passed, in_chunks, send_before};
+use crate::aws::gate::{AheadSlot, GatedHttpClient, PATIENCE, with_go};
+use crate::aws::https::ConnectAhead;
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::ports::{
     AlbumPage, Catalog, Go, Lookup, Partial, StoreError, StoreErrorKind, delete_once_given,
@@ -389,7 +391,7 @@ impl Catalog for DynamoCatalog {
         self.delete_through(&self.client, ids, deadline).await
     }
 
-    /// The calls are built and signed at once, and held at the gate (`store::gate`)
+    /// The calls are built and signed at once, and held at the gate (`aws::gate`)
     /// until `go` is given.
     async fn delete_when(&self, ids: &[ImageId], go: Go, deadline: Deadline) -> Partial<ImageId> {
         match &self.gated {

@@ -152,11 +152,12 @@ mod tests {
     //! for the function's calls and for generated keys full of characters to escape.
 
     use super::*;
+    use crate::aws::https;
+    use crate::aws::https::tests::{ROOTS, Serve, Server, masked, s3};
     use crate::ports::ObjectStore;
     use crate::retry::Deadline;
-    use crate::store::https::tests::{ROOTS, Serve, Server, masked, s3};
+    use crate::store::s3::S3ObjectStore;
     use crate::store::test_calls::object_deletes_of;
-    use crate::store::{https, s3::S3ObjectStore};
     use proptest::prelude::*;
     use std::time::Duration;
 

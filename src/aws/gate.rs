@@ -27,9 +27,9 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
+use crate::aws::https::ConnectAhead;
+use crate::aws::turns::Turns;
 use crate::ports::Go;
-use crate::store::https::ConnectAhead;
-use crate::turns::Turns;
 
 tokio::task_local! {
     static GO: Go;
@@ -159,14 +159,15 @@ mod tests {
     //! whose go never comes or comes too late, sends nothing and is not retried.
 
     use super::*;
+    use crate::aws::https;
+    use crate::aws::https::tests::{
+        ROOTS, Serve, Server, TEST_CONNECT_TIMEOUT, calls_through, dynamodb,
+    };
     use crate::domain::ImageId;
     use crate::ports::{Catalog, GoSignal, go_signal};
     use crate::retry::Deadline;
     use crate::store::dynamodb::DynamoCatalog;
-    use crate::store::https::tests::{
-        ROOTS, Serve, Server, TEST_CONNECT_TIMEOUT, calls_through, dynamodb,
-    };
-    use crate::store::{https, test_calls};
+    use crate::store::test_calls;
     use aws_sdk_dynamodb::error::SdkError;
     use aws_smithy_types::retry::RetryConfig;
 

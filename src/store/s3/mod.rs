@@ -17,9 +17,11 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use super::https::ConnectAhead;
-use super::object_list::ObjectList;
+pub(crate) mod object_list;
+
+use self::object_list::ObjectList;
 use super::{in_chunks, is_throttling_code, send_before};
+use crate::aws::https::ConnectAhead;
 use crate::domain::ObjectKey;
 use crate::ports::{Expected, ObjectStore, Partial, StoreError, StoreErrorKind};
 use crate::retry::{Backoff, Deadline};
@@ -454,8 +456,8 @@ mod tests {
         //! The bucket's connection opened while a delete is expected, against a
         //! loopback server (which answers `{}`: the deletes fail, the wire is read).
         use super::*;
-        use crate::store::https;
-        use crate::store::https::tests::{ROOTS, Serve, Server, TEST_CONNECT_TIMEOUT, s3};
+        use crate::aws::https;
+        use crate::aws::https::tests::{ROOTS, Serve, Server, TEST_CONNECT_TIMEOUT, s3};
 
         async fn a_while() {
             tokio::time::sleep(Duration::from_millis(200)).await;

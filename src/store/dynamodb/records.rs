@@ -10,7 +10,7 @@
 //! exactly the projected three, typed `S`, `S` and `SS` or `NULL`. Any other answer
 //! (an error, an unexpected shape, a value of another type) is left to the SDK
 //! untouched, and the adapter reads the SDK's output as it always did. The HTTP client
-//! hands over answers in memory (`store::https`); a streamed body is left alone too.
+//! hands over answers in memory (`aws::https`); a streamed body is left alone too.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::dynamodb::{ATTR_ALBUM_ID, ATTR_ID, ATTR_OBJECT_KEYS, ObjectKeys, Parsed, record_from};
+use super::{ATTR_ALBUM_ID, ATTR_ID, ATTR_OBJECT_KEYS, ObjectKeys, Parsed, record_from};
 
 /// One call's interceptor: reads the records of `table` out of a successful answer.
 /// Made per call; [`RecordReader::take`] gives what the last answer held.
