@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 TEST_DYNAMODB_PORT ?= 18000
 TEST_MOTO_PORT ?= 15000
 
-.PHONY: help tools run test build unit lint-rust lint-template fmt bench power crafted-release chaos fuzz
+.PHONY: help tools run test build unit lint-rust lint-template fmt bench power crafted-release chaos fuzz sdk-latest
 
 help:
 	@echo "make run    run the function locally against local DynamoDB/S3 with demo data"
@@ -75,3 +75,9 @@ chaos: tools
 # target. make test replays the committed corpus (fuzz/corpus/).
 fuzz:
 	@scripts/fuzz.sh
+
+# The hand-written AWS pieces' equivalence tests against the newest SDK releases on
+# the registry (a copy of the tree; Cargo.lock untouched): an SDK upgrade that breaks
+# one is seen before it lands.
+sdk-latest:
+	@scripts/sdk-latest.sh
