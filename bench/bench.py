@@ -127,10 +127,10 @@ def answer(runtime, timeout=120):
     return at, json.loads(body)
 
 
-def fake_runtime(subject, runs, ids, delay_s=0.0, extra_env=None):
+def fake_runtime(subject, runs, ids, delay_s=0.0, extra_env=None, tls=False):
     """Runs bench/fakes' fake-runtime (which spawns the function) over one event of
-    `ids`, with fake-aws at `delay_s`; its JSON lines, parsed."""
-    aws = RustFakeAws(str(FAKE_AWS), delay_s, ALBUM)
+    `ids`, with fake-aws at `delay_s` (over HTTPS with `tls`); its JSON lines, parsed."""
+    aws = RustFakeAws(str(FAKE_AWS), delay_s, ALBUM, tls=tls)
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".json") as event_file:
             json.dump(event(ids), event_file)

@@ -30,8 +30,6 @@ import os
 import pathlib
 import statistics
 import sys
-import subprocess
-import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -136,24 +134,8 @@ def stats(values):
 def cold(subject, quota, mb, n_ids, runs, delay_s):
     """`runs` fresh processes in the quota, each answering one request of `n_ids` over
     HTTPS: (exec -> first /next, hand-out -> answer) in ms."""
-    aws = RustFakeAws(str(FAKE_AWS), delay_s, ALBUM, tls=True)
-    try:
-        with tempfile.NamedTemporaryFile("w", suffix=".json") as event_file:
-            json.dump(event(seeded_ids(n_ids)), event_file)
-            event_file.flush()
-            env = {**lambda_env(None, aws, memory_env(mb)), **subject.env, **quota.env()}
-            out = subprocess.run(
-                [str(FAKE_RUNTIME), str(runs), event_file.name, "--", *subject.command],
-                env=env,
-                cwd=subject.cwd,
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=1800,
-            ).stdout
-    finally:
-        aws.close()
-    results = [json.loads(line) for line in out.splitlines()]
+    extra = {**memory_env(mb), **quota.env()}
+    results = bench.fake_runtime(subject, runs, seeded_ids(n_ids), delay_s, extra, tls=True)
     for r in results:
         assert r["answer"]["statusCode"] == 200, r["answer"]
     init = [r["exec_to_next_ms"] for r in results]

@@ -610,6 +610,29 @@ mod tests {
     #[derive(Clone, Default)]
     struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
 
+    impl Captured {
+        /// JSON log lines of this thread captured until the guards are dropped.
+        fn start() -> (Self, (tracing::Dispatch, tracing::subscriber::DefaultGuard)) {
+            let logs = Self::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_writer(move || writer.clone())
+                .finish();
+            // A second live dispatcher first: with only one registered, tracing takes a
+            // new callsite's interest from the thread that hits it first, and under
+            // `cargo test` (tests as threads) another test's thread, without a
+            // subscriber, could switch these log lines off for this one.
+            let second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+            let guard = tracing::subscriber::set_default(subscriber);
+            (logs, (second, guard))
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
     impl std::io::Write for Captured {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(bytes);
@@ -624,18 +647,7 @@ mod tests {
     async fn refusal_log_lines_carry_the_gateways_request_id() {
         // GIVEN logs captured, and REST events (the gateway's request id in their
         // context) with a bad token, and with a token for another album
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_writer(move || writer.clone())
-            .finish();
-        // A second live dispatcher first: with only one registered, tracing takes a
-        // new callsite's interest from the thread that hits it first, and under
-        // `cargo test` (tests as threads) another test's thread, without a
-        // subscriber, could switch these log lines off for this one.
-        let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (logs, _capturing) = Captured::start();
         let f = fixture();
         let json = include_str!("../../events/apigw-rest-bulk-delete.json");
         let mut event: serde_json::Value = serde_json::from_str(json).unwrap();
@@ -659,7 +671,7 @@ mod tests {
             assert_eq!(response.status(), 401);
         }
         // THEN the refusal lines name the gateway's request id
-        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let text = logs.text();
         for message in [
             "unauthenticated",
             "delete denied",
@@ -678,14 +690,7 @@ mod tests {
         // GIVEN logs captured (as in the test above), a REST event for A and B, and
         // stores that fail: B's object for a partial deletion, every read for a
         // deletion that fails whole
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_writer(move || writer.clone())
-            .finish();
-        let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (logs, _capturing) = Captured::start();
         let json = include_str!("../../events/apigw-rest-bulk-delete.json");
         let mut event: serde_json::Value = serde_json::from_str(json).unwrap();
         let gateway = event["requestContext"]["requestId"]
@@ -706,7 +711,7 @@ mod tests {
             assert_eq!(f.api.handle(request).await.status(), status);
         }
         // THEN both failure lines name the gateway's request id
-        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let text = logs.text();
         for message in ["partial deletion", "deletion failed"] {
             let line = text
                 .lines()
