@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 TEST_DYNAMODB_PORT ?= 18000
 TEST_MOTO_PORT ?= 15000
 
-.PHONY: help tools run test build unit lint-rust lint-template fmt bench power crafted-release chaos fuzz sdk-latest
+.PHONY: help tools run test build unit lint-rust lint-template fmt bench power pieces crafted-release chaos fuzz sdk-latest
 
 help:
 	@echo "make run    run the function locally against local DynamoDB/S3 with demo data"
@@ -59,6 +59,12 @@ bench: tools
 # RSS and cost per memory size (bench/results/power.*).
 power: tools
 	@scripts/power.sh
+
+# What each hand-written piece of the AWS path gains at 256 and 1769 MB: a release
+# build without it against the tree as it is, under power's CPU quota (~1.5 h;
+# bench/results/pieces.*).
+pieces: tools
+	@scripts/pieces.sh
 
 # The crafted events of events/crafted/ against the release binary (~10 min to build
 # from clean): each gets an answer and the process keeps serving.

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import pathlib
+import random
 import statistics
 import sys
 import time
@@ -45,6 +46,9 @@ ONE_VCPU_MB = 1769
 PERIOD_US = 20_000
 COLD_STARTS = 10
 WARM_REQUESTS = 30
+# Between warm requests: more than a period, so the quota is refilled, and random, so
+# that each request starts at its own point of the period.
+GAP_S = (0.025, 0.065)
 
 # Prices, us-east-1, as listed on 2026-12-05 (the figures of the pages below, unchanged
 # since the November 2024 DynamoDB on-demand cut):
@@ -128,45 +132,67 @@ def pctl(values, p):
 
 
 def stats(values):
-    return {"median": statistics.median(values), "p90": pctl(values, 90), "n": len(values)}
+    return {"median": statistics.median(values), "p90": pctl(values, 90), "mean": statistics.fmean(values),
+            "n": len(values)}
+
+
+def cpu_ms(pid):
+    """The CPU time, in ms, that process `pid`'s threads have used so far."""
+    total = 0
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e6
 
 
 def cold(subject, quota, mb, n_ids, runs, delay_s):
     """`runs` fresh processes in the quota, each answering one request of `n_ids` over
-    HTTPS: (exec -> first /next, hand-out -> answer) in ms."""
+    HTTPS: (exec -> first /next, hand-out -> answer) in ms of wall time, and the same
+    two in ms of CPU time."""
     extra = {**memory_env(mb), **quota.env()}
     results = bench.fake_runtime(subject, runs, seeded_ids(n_ids), delay_s, extra, tls=True)
     for r in results:
         assert r["answer"]["statusCode"] == 200, r["answer"]
     init = [r["exec_to_next_ms"] for r in results]
     first = [r["exec_to_answer_ms"] - r["exec_to_next_ms"] for r in results]
-    return init, first
+    init_cpu = [r["cpu_to_next_ms"] for r in results if r.get("cpu_to_next_ms") is not None]
+    first_cpu = [r["cpu_to_answer_ms"] - r["cpu_to_next_ms"] for r in results
+                 if r.get("cpu_to_answer_ms") is not None and r.get("cpu_to_next_ms") is not None]
+    return init, first, init_cpu, first_cpu
 
 
 def warm(subject, quota, mb, runs, delay_s):
     """One process in the quota: `runs` requests of 9 ids, then of 1000, over HTTPS
-    after two of each, fake-aws answering after `delay_s`; walls in ms and peak RSS
-    in MiB."""
+    after two of each, fake-aws answering after `delay_s`; walls and CPU times in ms,
+    and peak RSS in MiB. The requests come GAP_S apart (uniformly drawn), as requests
+    reach a Lambda execution environment: each starts at a random point of the quota's
+    period, with the quota refilled (back to back, each request would start where the
+    one before left the quota, and the rows would hang on that phase)."""
     runtime = ServedRuntime(str(FAKE_RUNTIME))
     aws = RustFakeAws(str(FAKE_AWS), delay_s, ALBUM, tls=True)
     process = subject.start(lambda_env(runtime, aws, memory_env(mb)), quota.wrapper())
     walls = {9: [], 1000: []}
+    cpus = {9: [], 1000: []}
+    gaps = random.Random(runs)
     try:
         runtime.wait_ready()
         for n in (9, 1000):
             for i in range(runs + 2):
                 ids = seeded_ids(9) if n == 9 else random_ids(n)
+                time.sleep(gaps.uniform(*GAP_S))
+                before = cpu_ms(process.pid)
                 wall, response = runtime.invoke(event(ids))
+                used = cpu_ms(process.pid) - before
                 assert response["statusCode"] == 200, response
                 if i >= 2:
                     walls[n].append(wall * 1000)
+                    cpus[n].append(used)
         status = pathlib.Path(f"/proc/{process.pid}/status").read_text()
         peak_kib = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
     finally:
         stop(process)
         runtime.close()
         aws.close()
-    return walls[9], walls[1000], peak_kib / 1024
+    return walls[9], walls[1000], peak_kib / 1024, cpus[9], cpus[1000]
 
 
 def memory_env(mb):
@@ -182,12 +208,12 @@ def measure(subject, quota, args):
     delay = args.delay_ms / 1000
     mb = quota.mb or ONE_VCPU_MB
     print(f"[power] {subject.name} at {quota.label}: cold starts", file=sys.stderr)
-    init9, first9 = cold(subject, quota, quota.mb, 9, args.cold_starts, delay)
-    init1000, first1000 = cold(subject, quota, quota.mb, 1000, args.cold_starts, delay)
+    init9, first9, init9_cpu, first9_cpu = cold(subject, quota, quota.mb, 9, args.cold_starts, delay)
+    init1000, first1000, init1000_cpu, first1000_cpu = cold(subject, quota, quota.mb, 1000, args.cold_starts, delay)
     print(f"[power] {subject.name} at {quota.label}: warm requests", file=sys.stderr)
-    warm9_d0, warm1000_d0, peak = warm(subject, quota, quota.mb, args.warm_requests, delay)
+    warm9_d0, warm1000_d0, peak, warm9_cpu, warm1000_cpu = warm(subject, quota, quota.mb, args.warm_requests, delay)
     print(f"[power] {subject.name} at {quota.label}: warm requests at D = {args.billed_delay_ms} ms", file=sys.stderr)
-    warm9, warm1000, peak_d = warm(subject, quota, quota.mb, args.warm_requests, args.billed_delay_ms / 1000)
+    warm9, warm1000, peak_d, _, _ = warm(subject, quota, quota.mb, args.warm_requests, args.billed_delay_ms / 1000)
     rows = {
         "init_ms": stats(init9 + init1000),
         "first_9_tls_ms": stats(first9),
@@ -197,6 +223,12 @@ def measure(subject, quota, args):
         "warm_9_ms_billed_d": stats(warm9),
         "warm_1000_ms_billed_d": stats(warm1000),
         "peak_rss_mib": max(peak, peak_d),
+        # CPU time (all threads, /proc schedstat): what the quota turns into wall time.
+        "init_cpu_ms": stats(init9_cpu + init1000_cpu),
+        "first_9_tls_cpu_ms": stats(first9_cpu),
+        "first_1000_tls_cpu_ms": stats(first1000_cpu),
+        "warm_9_cpu_ms": stats(warm9_cpu),
+        "warm_1000_cpu_ms": stats(warm1000_cpu),
     }
     # Lambda bills each invocation by the ms, rounded up, and a cold start's init too;
     # warm requests at the realistic D, the cold start as measured (D = 0).

@@ -5,7 +5,10 @@
 //!
 //! Usage: fake-runtime RUNS EVENT_FILE -- COMMAND [ARGS...]
 //! The function inherits this process's environment plus `AWS_LAMBDA_RUNTIME_API`.
-//! Prints one JSON line per run: {"exec_to_next_ms", "exec_to_answer_ms", "answer"}.
+//! Prints one JSON line per run: {"exec_to_next_ms", "exec_to_answer_ms",
+//! "cpu_to_next_ms", "cpu_to_answer_ms", "answer"}: the CPU the function had used
+//! (all its threads, `/proc/<pid>/task/*/schedstat`) when it first asked for work and
+//! when it answered; null where /proc cannot tell.
 //!
 //! Throughput mode: with `FAKE_RUNTIME_INVOCATIONS=N`, each run hands out N events
 //! (to as many concurrent `/next` calls as the function makes) and prints
@@ -14,7 +17,9 @@
 //!
 //! With `FAKE_RUNTIME_CGROUP=<cgroup dir>` each function starts inside that cgroup
 //! (its pid written to `cgroup.procs` between fork and exec), so a CPU quota there
-//! applies from its first instruction and this runtime stays outside it.
+//! applies from its first instruction and this runtime stays outside it. Runs then
+//! start 25-65 ms apart (drawn at random): the quota is refilled, and each start
+//! falls at its own point of the quota's period, as cold starts do on Lambda.
 //!
 //! Served mode: `fake-runtime --serve` spawns nothing; it prints its address, then
 //! follows commands on stdin, one per line, for a function the harness starts:
@@ -27,13 +32,33 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 enum Seen {
-    Next(Instant),
-    Answer(Instant, String),
+    Next(Instant, Option<f64>),
+    Answer(Instant, String, Option<f64>),
+}
+
+/// The pid of the function this runtime spawned last (0: none).
+static CHILD: AtomicU32 = AtomicU32::new(0);
+
+/// The CPU time, in ms, that the spawned function's threads have used so far.
+fn child_cpu_ms() -> Option<f64> {
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid == 0 {
+        return None;
+    }
+    let mut total_ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total_ns as f64 / 1e6)
 }
 
 /// Reads one HTTP/1.1 request: (method, path, body); None when the peer closed.
@@ -72,7 +97,7 @@ fn serve(stream: TcpStream, event: String, seen: mpsc::Sender<Seen>, left: Arc<A
     while let Some((method, path, body)) = read_request(&mut reader) {
         let now = Instant::now();
         if method == "GET" && path.ends_with("/runtime/invocation/next") {
-            let _ = seen.send(Seen::Next(now));
+            let _ = seen.send(Seen::Next(now, child_cpu_ms()));
             if left
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_err()
@@ -93,7 +118,12 @@ fn serve(stream: TcpStream, event: String, seen: mpsc::Sender<Seen>, left: Arc<A
 
 /// Records an answer (any request but `/next`) as seen `at`, and accepts it.
 fn accept_answer(writer: &mut TcpStream, seen: &mpsc::Sender<Seen>, at: Instant, body: &[u8]) {
-    let _ = seen.send(Seen::Answer(at, String::from_utf8_lossy(body).into_owned()));
+    let cpu = child_cpu_ms();
+    let _ = seen.send(Seen::Answer(
+        at,
+        String::from_utf8_lossy(body).into_owned(),
+        cpu,
+    ));
     let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
 }
 
@@ -131,8 +161,8 @@ fn serve_from_stdin() {
                         .recv_timeout(Duration::from_secs(120))
                         .expect("the function answers within 120 s")
                     {
-                        Seen::Answer(at, body) => break (at, body),
-                        Seen::Next(_) => {}
+                        Seen::Answer(at, body, _) => break (at, body),
+                        Seen::Next(..) => {}
                     }
                 };
                 println!(
@@ -245,7 +275,19 @@ fn main() {
     let cgroup_procs = std::env::var("FAKE_RUNTIME_CGROUP").ok().map(|dir| {
         std::ffi::CString::new(format!("{dir}/cgroup.procs")).expect("a path without NUL")
     });
+    let mut draw = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(1)
+        | 1;
     for _ in 0..runs {
+        if cgroup_procs.is_some() {
+            // xorshift: any spread will do, only the phase matters.
+            draw ^= draw << 13;
+            draw ^= draw >> 7;
+            draw ^= draw << 17;
+            std::thread::sleep(Duration::from_micros(25_000 + draw % 40_000));
+        }
         let left = Arc::new(AtomicUsize::new(invocations.unwrap_or(usize::MAX)));
         // A fresh Runtime API per run, as each execution environment has its own.
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
@@ -271,6 +313,7 @@ fn main() {
         }
         let started = Instant::now();
         let mut child = spawn.spawn().expect("spawn the function");
+        CHILD.store(child.id(), Ordering::SeqCst);
         if let Some(total) = invocations {
             let mut first_next = None;
             let mut answers = 0;
@@ -280,8 +323,8 @@ fn main() {
                     .recv_timeout(Duration::from_secs(120))
                     .expect("the function answers within 120 s")
                 {
-                    Seen::Next(at) => first_next = first_next.or(Some(at)),
-                    Seen::Answer(at, _) => {
+                    Seen::Next(at, _) => first_next = first_next.or(Some(at)),
+                    Seen::Answer(at, ..) => {
                         answers += 1;
                         last = at;
                     }
@@ -309,19 +352,22 @@ fn main() {
                 .recv_timeout(Duration::from_secs(120))
                 .expect("the function answers within 120 s")
             {
-                Seen::Next(at) => next = next.or(Some(at)),
-                Seen::Answer(at, body) => answer = Some((at, body)),
+                Seen::Next(at, cpu) => next = next.or(Some((at, cpu))),
+                Seen::Answer(at, body, cpu) => answer = Some((at, body, cpu)),
             }
         }
         let _ = child.kill();
         let _ = child.wait();
-        let (answered, body) = answer.expect("an answer");
+        let (answered, body, answer_cpu) = answer.expect("an answer");
+        let (next, next_cpu) = next.expect("a /next before the answer");
         let ms = |at: Instant| at.duration_since(started).as_secs_f64() * 1000.0;
         println!(
             "{}",
             serde_json::json!({
-                "exec_to_next_ms": ms(next.expect("a /next before the answer")),
+                "exec_to_next_ms": ms(next),
                 "exec_to_answer_ms": ms(answered),
+                "cpu_to_next_ms": next_cpu,
+                "cpu_to_answer_ms": answer_cpu,
                 "answer": serde_json::from_str::<serde_json::Value>(&body)
                     .unwrap_or(serde_json::Value::Null),
             })
