@@ -43,17 +43,8 @@ fn sdk_https(extra: Option<Vec<u8>>) -> SharedHttpClient {
         .build_https()
 }
 '''
-SDK_OBJECTS = '''
-fn with_objects(keys: &[ObjectKey]) -> Delete {
-    let objects = keys
-        .iter()
-        .map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(k.as_str()).build().expect("key"))
-        .collect();
-    Delete::builder().set_objects(Some(objects)).quiet(true).build().expect("objects are set")
-}
-'''
 PIECES = {
-    "https": ("aws::https: HTTP/1.1 client, answers read up to 4 MiB, connections opened ahead",
+    "https": ("aws::https: HTTP/1.1 client (no HTTP/2), answers read up to 4 MiB",
               "the SDK's client (hyper 1, HTTP/2 capable) with the same bundled roots", [
         ("Cargo.toml", '[dependencies]\n',
          '[dependencies]\naws-smithy-http-client = { version = "1.5", default-features = false, features = ["rustls-ring"] }\n'),
@@ -62,44 +53,16 @@ PIECES = {
         ("src/startup.rs", "        connect_ahead: Some(ahead),\n", "        connect_ahead: None,\n"),
         ("src/startup.rs", "/// The deletion core over DynamoDB and S3.\n", SDK_HTTPS + "\n/// The deletion core over DynamoDB and S3.\n"),
     ]),
-    "sigv4": ("aws::sigv4: SigV4 with the day's key cached, ring's SHA-256", "the SDK's SigV4Signer", [
-        ("src/startup.rs", "        .push_auth_scheme(CachedSigV4::default())\n        .disable_clock_skew_correction(true)\n        .build();\n    let dynamodb",
-         "        .disable_clock_skew_correction(true)\n        .build();\n    let dynamodb"),
-        ("src/startup.rs", "        .push_auth_scheme(CachedSigV4::default())\n        .disable_clock_skew_correction(true)\n        .build();\n    let s3 ",
-         "        .disable_clock_skew_correction(true)\n        .build();\n    let s3 "),
-    ]),
-    "dns": ("aws::dns: one shared name lookup per burst, kept 5 s", "hyper-util's getaddrinfo per connection", [
-        ("src/aws/https.rs", "type Opener = ConnectTimeout<HttpsConnector<TcpConnector<SharedLookups>>>;",
-         "type Opener = ConnectTimeout<HttpsConnector<TcpConnector>>;"),
-        ("src/aws/https.rs", "    let mut tcp = TcpConnector::new_with_resolver(lookups.clone());",
-         "    let _ = lookups;\n    let mut tcp = TcpConnector::new();"),
-    ]),
-    "gate": ("aws::gate: record deletes signed during S3's call, sent on its answer", "building them after S3 answers", [
-        ("src/store/dynamodb/mod.rs", "        let gated = gated_client(&client, PATIENCE, ahead.clone());\n",
-         "        let gated: Option<Client> = None;\n"),
-    ]),
-    "turns": ("aws::turns: a batch's calls started a scheduler turn apart", "starting them all in one poll", [
-        ("src/aws/turns.rs", "            .replace(next);\n", "            .take()\n            .filter(|_| false);\n        drop(next);\n"),
+    "ahead": ("aws::https::ConnectAhead: S3's connection opened while the records are read", "opening it when DeleteObjects is sent", [
+        ("src/startup.rs", "        connect_ahead: Some(ahead),\n", "        connect_ahead: {\n            drop(ahead);\n            None\n        },\n"),
     ]),
     "records": ("store::dynamodb::records: BatchGetItem answers read into records", "the SDK's deserializer", [
         ("src/store/dynamodb/mod.rs", "                .customize()\n                .interceptor(reader.clone())\n", ""),
-    ]),
-    "object_list": ("store::s3::object_list: DeleteObjects keys written into the body", "the SDK's XML serializer", [
-        ("src/store/s3/mod.rs", "                .delete(no_objects())\n                .customize()\n                .interceptor(list.clone())\n",
-         "                .delete(with_objects(&pending))\n"),
-        ("src/store/s3/mod.rs", "                Ok(output) if list.written() => output,\n", "                Ok(output) => { let _ = &list; output }\n"),
-        ("src/store/s3/mod.rs", "/// A quiet `DeleteObjects` of no objects,", SDK_OBJECTS + "\n/// A quiet `DeleteObjects` of no objects,"),
     ]),
     "hs256": ("auth::hs256: HS256 through ring", "jsonwebtoken's rust_crypto backend", [
         ("Cargo.toml", 'jsonwebtoken = { version = "12", default-features = false }',
          'jsonwebtoken = { version = "12", default-features = false, features = ["rust_crypto"] }'),
         ("src/auth.rs", "        hs256::install();\n", ""),
-    ]),
-    "alloc": ("alloc: mimalloc, committing on demand", "glibc's malloc", [
-        ("src/bin/lambda/http.rs", "image_delete::use_tuned_allocator!();\n", ""),
-    ]),
-    "opt_levels": ("Cargo.toml: opt-level \"s\" for crates off the warm path", "opt-level 3 for every crate", [
-        ("Cargo.toml", re.compile(r'\n(#[^\n]*\n)*\[profile\.release\.package\.[^\]]+\]\nopt-level = "s"\n'), "\n"),
     ]),
 }
 # The rows compared, as bench/power.py names them, and whether each is a wall-time

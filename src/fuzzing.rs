@@ -177,70 +177,6 @@ pub fn batch_get_answer(data: &[u8]) {
     }
 }
 
-/// Object keys, as a caller's records might hold them (separated by U+001F), written
-/// into a `DeleteObjects` body (`store::s3::object_list`): the body keeps the SDK's frame,
-/// holds one object per key, no markup character outside the markup, and every key
-/// reads back as it was.
-pub fn object_list(data: &[u8]) {
-    const HEAD: &str = r#"<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#;
-    const TAIL: &str = "<Quiet>true</Quiet></Delete>";
-    let text = String::from_utf8_lossy(data);
-    let keys: Vec<ObjectKey> = text.split('\u{1f}').filter_map(ObjectKey::parse).collect();
-    let empty = format!("{HEAD}{TAIL}");
-    let body = crate::store::s3::object_list::with_keys(empty.as_bytes(), &keys)
-        .expect("the SDK's frame is recognised");
-    let body = String::from_utf8(body).expect("the body is UTF-8");
-    let inner = body
-        .strip_prefix(HEAD)
-        .and_then(|b| b.strip_suffix(TAIL))
-        .expect("the frame is kept");
-    let read: Vec<String> = inner
-        .split("<Object><Key>")
-        .skip(1)
-        .map(|object| {
-            let key = object
-                .strip_suffix("</Key></Object>")
-                .expect("one key per object");
-            assert!(
-                !key.contains(['<', '>', '\'', '"']),
-                "markup in a key: {key:?}"
-            );
-            unescape(key)
-        })
-        .collect();
-    let given: Vec<&str> = keys.iter().map(ObjectKey::as_str).collect();
-    assert_eq!(read, given);
-}
-
-/// The XML references `object_list` writes, read back.
-fn unescape(text: &str) -> String {
-    const REFERENCES: [(&str, &str); 9] = [
-        ("&amp;", "&"),
-        ("&apos;", "'"),
-        ("&quot;", "\""),
-        ("&lt;", "<"),
-        ("&gt;", ">"),
-        ("&#xD;", "\r"),
-        ("&#xA;", "\n"),
-        ("&#x85;", "\u{85}"),
-        ("&#x2028;", "\u{2028}"),
-    ];
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let (reference, plain) = REFERENCES
-            .iter()
-            .find(|(reference, _)| rest.starts_with(reference))
-            .expect("a known reference");
-        out.push_str(plain);
-        rest = &rest[reference.len()..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     //! Replays the committed corpus of every fuzz target (`fuzz/corpus/<target>/`).
@@ -277,10 +213,5 @@ mod tests {
     #[test]
     fn the_batch_get_answer_corpus_replays_without_a_panic() {
         replay("batch_get_answer", super::batch_get_answer);
-    }
-
-    #[test]
-    fn the_object_list_corpus_replays_without_a_panic() {
-        replay("object_list", super::object_list);
     }
 }

@@ -3,11 +3,8 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
 
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::retry::Deadline;
@@ -21,14 +18,6 @@ pub trait Catalog: Send + Sync {
 
     /// Deletes the records of `ids`. Deleting an absent record succeeds.
     async fn delete(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId>;
-
-    /// As `delete`, but nothing is sent before `go` is given: meanwhile the calls may
-    /// be made ready (built, signed), so that they leave as soon as it is. Until then
-    /// the future may be dropped, or end on its own (nothing sent, every id `failed`);
-    /// if `go` is never given, nothing is ever sent.
-    async fn delete_when(&self, ids: &[ImageId], go: Go, deadline: Deadline) -> Partial<ImageId> {
-        delete_once_given(self, ids, go, deadline).await
-    }
 
     /// One page of the ids of `album`'s images (through the album index), starting
     /// after `after` when given.
@@ -44,118 +33,6 @@ pub trait Catalog: Send + Sync {
     /// session, the client's lazily built state) with a read that changes nothing.
     /// Best effort: a failure only leaves the work to the first request.
     async fn warm_up(&self, _deadline: Deadline) {}
-}
-
-/// Leave to send, given later (`Catalog::delete_when`), once for all the calls that
-/// wait for it: either every one of them goes, or none does. It ends one of three
-/// ways, whichever comes first: given (`GoSignal::give`), never (the signal dropped),
-/// or expired (a waiting call gave up: `Go::expire`).
-#[derive(Clone)]
-pub struct Go(Arc<GoState>);
-
-/// What gives a `Go`. Dropped without `give`, it says never.
-pub struct GoSignal(Arc<GoState>);
-
-struct GoState {
-    state: AtomicU8,
-    changed: Notify,
-}
-
-const PENDING: u8 = 0;
-const GIVEN: u8 = 1;
-const REFUSED: u8 = 2;
-
-impl GoState {
-    /// Ends a pending go as `to`; whether it ended so (now or before).
-    fn end(&self, to: u8) -> bool {
-        let now =
-            match self
-                .state
-                .compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    self.changed.notify_waiters();
-                    to
-                }
-                Err(already) => already,
-            };
-        now == to
-    }
-}
-
-/// A signal and the leave it gives.
-pub fn go_signal() -> (GoSignal, Go) {
-    let state = Arc::new(GoState {
-        state: AtomicU8::new(PENDING),
-        changed: Notify::new(),
-    });
-    (GoSignal(state.clone()), Go(state))
-}
-
-impl GoSignal {
-    /// Gives the go, unless a waiting call has already made it expire: whether the
-    /// calls go.
-    pub fn give(self) -> bool {
-        self.0.end(GIVEN)
-    }
-}
-
-impl Drop for GoSignal {
-    fn drop(&mut self) {
-        self.0.end(REFUSED);
-    }
-}
-
-impl Go {
-    /// Waits for the go to end: `true` once given, `false` once it never will be.
-    pub async fn given(&self) -> bool {
-        loop {
-            let changed = self.0.changed.notified();
-            let mut changed = std::pin::pin!(changed);
-            changed.as_mut().enable();
-            match self.0.state.load(Ordering::Acquire) {
-                PENDING => changed.await,
-                state => return state == GIVEN,
-            }
-        }
-    }
-
-    /// Whether the go has neither been given nor refused yet.
-    pub fn pending(&self) -> bool {
-        self.0.state.load(Ordering::Acquire) == PENDING
-    }
-
-    /// Gives up waiting, for every call that waits for this go: `true` if it is now
-    /// refused (or already was), `false` if it was given first.
-    pub fn expire(&self) -> bool {
-        self.0.end(REFUSED)
-    }
-}
-
-/// `catalog.delete` once `go` is given, or nothing sent: `delete_when` for a catalog
-/// that makes nothing ready ahead.
-pub async fn delete_once_given<C: Catalog + ?Sized>(
-    catalog: &C,
-    ids: &[ImageId],
-    go: Go,
-    deadline: Deadline,
-) -> Partial<ImageId> {
-    if go.given().await {
-        catalog.delete(ids, deadline).await
-    } else {
-        not_sent(ids)
-    }
-}
-
-/// The result of a delete that was never sent: every id left as it was.
-pub fn not_sent(ids: &[ImageId]) -> Partial<ImageId> {
-    Partial {
-        failed: ids.to_vec(),
-        error: Some(
-            StoreError::new(StoreErrorKind::Failed, "record delete").with_source("not sent"),
-        ),
-        ..Partial::default()
-    }
 }
 
 /// A page of an album's image ids; `next` is where the following page starts.
@@ -352,49 +229,5 @@ impl StdError for StoreError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! A go ends once, for every call that waits for it.
-    use super::*;
-
-    #[tokio::test]
-    async fn a_go_given_first_cannot_expire_and_wakes_its_waiters() {
-        // GIVEN a call waiting for a go
-        let (signal, go) = go_signal();
-        let waiting = tokio::spawn({
-            let go = go.clone();
-            async move { go.given().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(go.pending());
-        // WHEN it is given THEN the waiter goes, and a late expiry changes nothing
-        assert!(signal.give());
-        assert!(!go.pending());
-        assert!(waiting.await.unwrap());
-        assert!(!go.expire());
-        assert!(go.given().await);
-    }
-
-    #[tokio::test]
-    async fn a_go_expired_first_cannot_be_given() {
-        // GIVEN a go that a waiting call gave up on
-        let (signal, go) = go_signal();
-        assert!(go.expire());
-        assert!(!go.pending());
-        // WHEN it is given THEN it is not, and every waiter hears no
-        assert!(!signal.give());
-        assert!(!go.given().await);
-        assert!(go.expire());
-    }
-
-    #[tokio::test]
-    async fn a_signal_dropped_says_never() {
-        let (signal, go) = go_signal();
-        drop(signal);
-        assert!(!go.given().await);
-        assert!(go.expire());
     }
 }

@@ -10,7 +10,6 @@ use secrecy::ExposeSecret;
 
 use crate::auth::{SigningKey, Tokens, keys_from_secret_text};
 use crate::aws::https::{self, ConnectAhead};
-use crate::aws::sigv4::CachedSigV4;
 use crate::config::{Config, ConfigError, DEV_SECRET, KeySource};
 use crate::domain::Deleter;
 use crate::http::Api;
@@ -89,7 +88,7 @@ fn https_client_with_ahead(
 }
 
 /// The shared AWS config, and the handle that opens connections ahead through its
-/// HTTP client (held record deletes, `aws::gate`). Derefs to the config.
+/// HTTP client (S3's, while the records are read). Derefs to the config.
 #[derive(Clone, Debug)]
 pub struct Aws {
     pub sdk: SdkConfig,
@@ -139,20 +138,13 @@ pub async fn aws_config() -> Result<Aws, InitError> {
 
 /// The deletion core over DynamoDB and S3.
 pub fn deleter(config: &Config, aws: &Aws) -> Deleter {
-    let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&aws.sdk)
-        .push_auth_scheme(CachedSigV4::default())
-        .disable_clock_skew_correction(true)
-        .build();
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb_config);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws.sdk);
     let s3_config = aws_sdk_s3::config::Builder::from(&aws.sdk)
         .force_path_style(config.s3_path_style)
-        .push_auth_scheme(CachedSigV4::default())
-        .disable_clock_skew_correction(true)
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(s3_config);
     let catalog = DynamoCatalog::new(dynamodb, &config.table, config.concurrency)
-        .with_album_index(&config.album_index)
-        .with_connect_ahead(aws.connect_ahead.clone());
+        .with_album_index(&config.album_index);
     Deleter::new(
         Arc::new(catalog),
         Arc::new(
@@ -304,14 +296,6 @@ pub fn init_logging() {
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
-
-    #[test]
-    fn a_held_record_delete_gives_up_before_its_attempt_times_out() {
-        // A held call that gives up must do so before the SDK's attempt timeout (else
-        // the SDK retries it as a timeout), and leave a call let through time to be
-        // answered (`aws::gate::PATIENCE`).
-        assert!(crate::aws::gate::PATIENCE * 2 <= ATTEMPT_TIMEOUT);
-    }
 
     #[test]
     fn a_ca_bundle_must_hold_certificates() {

@@ -10,8 +10,8 @@
 //! exactly the transient ones (`connector_error`).
 //!
 //! One thing it adds: connections opened ahead of requests known to come
-//! (`ConnectAhead`), so that record deletes held at the gate (`aws::gate`) find their
-//! connections open, TLS done, when S3 confirms, instead of opening 30 of them after.
+//! (`ConnectAhead`), so that on a cold start S3's `DeleteObjects` finds its connection
+//! open, TLS done, when the records have been read, instead of opening it after.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -36,7 +36,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 
-use super::dns::SharedLookups;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -89,11 +88,9 @@ fn build(
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let lookups = SharedLookups::default();
     let stock = Arc::new(Stock {
         fresh_for,
-        opener: connect_timeout.map(|timeout| opener(tls.clone(), Some(timeout), &lookups)),
-        lookups,
+        opener: connect_timeout.map(|timeout| opener(tls.clone(), Some(timeout))),
         ..Stock::default()
     });
     let client = SharedHttpClient::new(Https {
@@ -156,7 +153,7 @@ struct Connector {
 
 impl Connector {
     fn new(tls: rustls::ClientConfig, timeouts: Timeouts, stock: Arc<Stock>) -> Self {
-        let opener = opener(tls, timeouts.connect, &stock.lookups);
+        let opener = opener(tls, timeouts.connect);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .build(Stocked {
@@ -207,15 +204,10 @@ impl HttpConnector for Connector {
     }
 }
 
-/// What opens the client's connections: TCP (the name looked up through `lookups`,
-/// shared by all of the client's connections), then TLS unless the endpoint is plain
+/// What opens the client's connections: TCP, then TLS unless the endpoint is plain
 /// http, within `connect_timeout`.
-fn opener(
-    tls: rustls::ClientConfig,
-    connect_timeout: Option<Duration>,
-    lookups: &SharedLookups,
-) -> Opener {
-    let mut tcp = TcpConnector::new_with_resolver(lookups.clone());
+fn opener(tls: rustls::ClientConfig, connect_timeout: Option<Duration>) -> Opener {
+    let mut tcp = TcpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -278,16 +270,16 @@ where
 type Conn = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 
 /// What opens connections: TCP connect and TLS handshake under the connect timeout.
-type Opener = ConnectTimeout<HttpsConnector<TcpConnector<SharedLookups>>>;
+type Opener = ConnectTimeout<HttpsConnector<TcpConnector>>;
 
 /// How long a connection opened ahead may wait for its request. A request sent on a
 /// connection the server has meanwhile closed fails (the pool retries only on reused
-/// connections), so an old one is closed rather than used. Longer than the gate's
-/// patience (`aws::gate::PATIENCE`, 2.5 s), the longest a held request waits.
+/// connections), so an old one is closed rather than used. Longer than a `BatchGetItem`
+/// usually takes, during which S3's connection waits.
 const FRESH_FOR: Duration = Duration::from_secs(4);
 
-/// Opens connections ahead of requests known to come: the record deletes held at the
-/// gate until S3 confirms (`aws::gate`).
+/// Opens connections ahead of requests known to come: S3's `DeleteObjects` while the
+/// records are read (`store::s3`).
 #[derive(Clone, Debug)]
 pub struct ConnectAhead(Arc<Stock>);
 
@@ -371,8 +363,6 @@ struct Stock {
     hosts: Mutex<HashMap<String, Host>>,
     /// What `ConnectAhead` opens with; `None` for a client without one.
     opener: Option<Opener>,
-    /// The name lookups of every connection of the client (`aws::dns`).
-    lookups: SharedLookups,
     /// Connections being opened for requests that wait for them (not ahead).
     connecting: std::sync::atomic::AtomicUsize,
     /// Notified when `connecting` falls to 0.
@@ -1082,8 +1072,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn calls_to_a_host_named_not_numbered_are_answered() {
-        // GIVEN our client and a server reached by its name (`aws::dns` looks it up
-        // once for all the connections), not by its address
+        // GIVEN our client and a server reached by its name, not by its address
         let server = Server::start(Serve::Answer).await;
         let url = server.url().replace("127.0.0.1", "localhost");
         let ddb = dynamodb(client(&[ROOTS]).unwrap(), &url, RetryConfig::disabled());
@@ -1145,7 +1134,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn connections_are_opened_ahead_only_once_no_request_waits_for_one() {
         // GIVEN our client, a call connecting to an endpoint whose TLS handshake stalls
-        // for 300 ms (as S3's might while the record deletes are held), and a server
+        // for 300 ms (as DynamoDB's might while S3's connection is held), and a server
         let server = Server::start(Serve::Answer).await;
         let (http, ahead) = client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
         let stalled = stalled_endpoint(http, Duration::from_millis(300)).await;
@@ -1187,13 +1176,6 @@ pub(crate) mod tests {
         // AND when that one fails, it opens its own
         assert!(call.await.unwrap().is_err());
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
-    }
-
-    #[test]
-    fn connections_opened_ahead_outlive_the_gates_patience() {
-        // A held request waits up to the gate's patience: the connection opened for
-        // it must still be fresh when it goes.
-        assert!(FRESH_FOR > crate::aws::gate::PATIENCE);
     }
 
     #[test]

@@ -6,16 +6,13 @@
 //! reported deleted only when its record and all its objects are gone.
 
 use foldhash::{HashMap, HashSet, HashSetExt};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use super::ImageRecord;
 use super::claims::Abilities;
 use super::ids::{ImageId, ImageIds, ObjectKey};
-use crate::ports::{Catalog, ObjectStore, Partial, StoreError, StoreErrorKind, go_signal};
+use crate::ports::{Catalog, ObjectStore, Partial, StoreError, StoreErrorKind};
 use crate::retry::Deadline;
 
 /// Time past the working deadline that the confirming re-read may take: half of the
@@ -149,21 +146,8 @@ impl Deleter {
                 .collect();
             // Not held through S3's wait: 2000 entries for a 1000-id request.
             drop(unique);
-            let planned: Vec<ImageId> = lookup
-                .found
-                .iter()
-                .map(|r| r.id.clone())
-                .filter(|id| !failed.contains(id))
-                .collect();
-            // The record deletes are made ready while S3 works, and sent only if it
-            // deleted every object; otherwise they are dropped unsent and the deletes
-            // that may go are made afresh.
-            let (signal, go) = go_signal();
-            let mut ready = Box::pin(self.catalog.delete_when(&planned, go, deadline));
-            let mut ended_unsent = None;
             if !keys.is_empty() {
-                let objects = self.objects.delete(&keys, deadline);
-                let result = alongside(objects, ready.as_mut(), &mut ended_unsent).await;
+                let result = self.objects.delete(&keys, deadline).await;
                 let kept: HashSet<ObjectKey> = result.failed.into_iter().collect();
                 if !kept.is_empty() {
                     failed.extend(
@@ -179,25 +163,17 @@ impl Deleter {
                 object_errors += result.item_errors;
             }
 
-            // Go only when every planned delete may still go (no image of them lost an
-            // object) and the calls held for it have not given up (then none was sent);
-            // otherwise drop them and make afresh those that may go.
-            let all_may_go = planned.iter().all(|id| !failed.contains(id));
-            let result = if planned.is_empty() {
+            // Records last: only those of images whose objects are all gone.
+            let to_unrecord: Vec<ImageId> = lookup
+                .found
+                .iter()
+                .map(|r| r.id.clone())
+                .filter(|id| !failed.contains(id))
+                .collect();
+            let result = if to_unrecord.is_empty() {
                 None
-            } else if ended_unsent.is_none() && all_may_go && signal.give() {
-                Some(ready.await)
             } else {
-                drop(ready);
-                let to_unrecord: Vec<ImageId> = planned
-                    .into_iter()
-                    .filter(|id| !failed.contains(id))
-                    .collect();
-                if to_unrecord.is_empty() {
-                    None
-                } else {
-                    Some(self.catalog.delete(&to_unrecord, deadline).await)
-                }
+                Some(self.catalog.delete(&to_unrecord, deadline).await)
             };
             if let Some(result) = result {
                 retries += result.retries;
@@ -300,39 +276,6 @@ fn authorize(found: &[ImageRecord], authority: Authority<'_>) -> Result<(), Deni
     } else {
         Err(Denied { ids })
     }
-}
-
-/// Runs `first` to its end while also driving `second` as far as it goes; if `second`
-/// ends meanwhile, its output is put in `ended`. `second` starts only after `first`
-/// has been polled once and the task has yielded once: what `first` asked to be sent
-/// is on the wire (the HTTP connections are tasks of their own) before `second`'s
-/// work begins.
-async fn alongside<A, B>(
-    first: A,
-    mut second: Pin<&mut B>,
-    ended: &mut Option<B::Output>,
-) -> A::Output
-where
-    A: Future,
-    B: Future + ?Sized,
-{
-    let mut first = std::pin::pin!(first);
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = first.as_mut().poll(cx) {
-            return Poll::Ready(output);
-        }
-        if !yielded {
-            yielded = true;
-            cx.waker().wake_by_ref();
-        } else if ended.is_none()
-            && let Poll::Ready(output) = second.as_mut().poll(cx)
-        {
-            *ended = Some(output);
-        }
-        Poll::Pending
-    })
-    .await
 }
 
 #[cfg(test)]
@@ -701,66 +644,7 @@ mod tests {
         assert_eq!(w.objects.calls(), 0);
     }
 
-    /// The memory catalog with a gate of its own, as the DynamoDB adapter has: it logs
-    /// what `delete_when` made ready and whether it was let go, and every plain delete.
-    struct Gated {
-        inner: Arc<MemoryCatalog>,
-        /// `delete_when` ends at once, unsent (as when the gate's patience runs out).
-        ends_unsent: bool,
-        /// `delete_when` makes its go expire and waits on (as when one held call gave
-        /// up and others have yet to).
-        expires: bool,
-        log: std::sync::Mutex<Vec<String>>,
-    }
-
-    impl Gated {
-        fn log(&self, line: String) {
-            self.log.lock().unwrap().push(line);
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Catalog for Gated {
-        async fn get(&self, ids: &[ImageId], deadline: Deadline) -> crate::ports::Lookup {
-            self.inner.get(ids, deadline).await
-        }
-
-        async fn delete(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId> {
-            self.log(format!("delete {}", strs(ids).join(",")));
-            self.inner.delete(ids, deadline).await
-        }
-
-        async fn delete_when(
-            &self,
-            ids: &[ImageId],
-            go: crate::ports::Go,
-            deadline: Deadline,
-        ) -> Partial<ImageId> {
-            self.log(format!("ready {}", strs(ids).join(",")));
-            if self.expires {
-                go.expire();
-                std::future::pending::<()>().await;
-            }
-            if self.ends_unsent || !go.given().await {
-                return crate::ports::not_sent(ids);
-            }
-            self.log("go".into());
-            self.inner.delete(ids, deadline).await
-        }
-
-        async fn album_page(
-            &self,
-            album: &AlbumId,
-            after: Option<&ImageId>,
-            limit: usize,
-            deadline: Deadline,
-        ) -> Result<crate::ports::AlbumPage, StoreError> {
-            self.inner.album_page(album, after, limit, deadline).await
-        }
-    }
-
-    /// The memory object store, slow enough for the ready deletes to be driven while
-    /// it works; it notes how many records were left when it was done.
+    /// The memory object store, slow to answer; it notes how many records were left when it was done.
     struct Slow {
         inner: Arc<MemoryObjectStore>,
         catalog: Arc<MemoryCatalog>,
@@ -780,91 +664,25 @@ mod tests {
         }
     }
 
-    /// `world()` behind `Gated` and `Slow`.
-    fn gated_world(ends_unsent: bool, expires: bool) -> (World, Arc<Gated>, Arc<Slow>) {
+    #[tokio::test]
+    async fn no_record_is_deleted_before_every_object_is_gone() {
+        // GIVEN an object store slow enough for anything sent alongside it to land
         let w = world();
-        let gated = Arc::new(Gated {
-            inner: w.catalog.clone(),
-            ends_unsent,
-            expires,
-            log: Default::default(),
-        });
         let slow = Arc::new(Slow {
             inner: w.objects.clone(),
             catalog: w.catalog.clone(),
             records_when_done: AtomicUsize::new(0),
         });
-        let deleter = Deleter::new(gated.clone(), slow.clone());
-        (World { deleter, ..w }, gated, slow)
-    }
-
-    #[tokio::test]
-    async fn record_deletes_made_ready_go_only_once_every_object_is_gone() {
-        // GIVEN a catalog that makes its deletes ready ahead, and a slow object store
-        let (w, gated, slow) = gated_world(false, false);
+        let w = World {
+            deleter: Deleter::new(w.catalog.clone(), slow.clone()),
+            ..w
+        };
         // WHEN A1 and A2 are deleted
         let outcome = w.delete_as_system(&[A1, A2]).await;
-        // THEN the deletes made ready while the objects went were let go, and no
-        // record was gone before every object was
+        // THEN all three records were there when the objects were gone, and then
+        // A1's and A2's went
         assert_eq!(strs(&outcome.deleted), [A1, A2]);
-        assert_eq!(
-            *gated.log.lock().unwrap(),
-            [format!("ready {A1},{A2}"), "go".into()]
-        );
         assert_eq!(slow.records_when_done.load(Ordering::SeqCst), 3);
-        assert_eq!(w.catalog.ids(), [B1.to_string()]);
-    }
-
-    #[tokio::test]
-    async fn when_an_object_stays_the_ready_deletes_are_dropped_unsent() {
-        // GIVEN one of A1's objects cannot be deleted
-        let (w, gated, _) = gated_world(false, false);
-        w.objects.fail_key(&format!("a/{A1}/1"));
-        // WHEN A1 and A2 are deleted
-        let outcome = w.delete_as_system(&[A1, A2]).await;
-        // THEN the deletes made ready were never let go; A2's record alone was
-        // deleted, afresh, and A1's is kept
-        assert_eq!(strs(&outcome.deleted), [A2]);
-        assert_eq!(strs(&outcome.failed), [A1]);
-        assert_eq!(
-            *gated.log.lock().unwrap(),
-            [format!("ready {A1},{A2}"), format!("delete {A2}")]
-        );
-        let mut left = w.catalog.ids();
-        left.sort();
-        assert_eq!(left, [A1.to_string(), B1.to_string()]);
-    }
-
-    #[tokio::test]
-    async fn ready_deletes_that_ended_unsent_are_made_afresh() {
-        // GIVEN a catalog whose ready deletes end unsent before the objects are gone
-        let (w, gated, _) = gated_world(true, false);
-        // WHEN A1 and A2 are deleted
-        let outcome = w.delete_as_system(&[A1, A2]).await;
-        // THEN the deletes are made afresh once the objects are gone, and both go
-        assert_eq!(strs(&outcome.deleted), [A1, A2]);
-        assert_eq!(
-            *gated.log.lock().unwrap(),
-            [format!("ready {A1},{A2}"), format!("delete {A1},{A2}")]
-        );
-        assert_eq!(w.catalog.ids(), [B1.to_string()]);
-    }
-
-    #[tokio::test]
-    async fn ready_deletes_whose_go_expired_are_made_afresh() {
-        // GIVEN a catalog whose held deletes give up on their go while S3 works
-        let (w, gated, _) = gated_world(false, true);
-        // WHEN A1 and A2 are deleted
-        let deleting = w.delete_as_system(&[A1, A2]);
-        let outcome = tokio::time::timeout(Duration::from_secs(5), deleting)
-            .await
-            .expect("not left waiting on the expired go");
-        // THEN the go cannot be given, and the deletes are made afresh
-        assert_eq!(strs(&outcome.deleted), [A1, A2]);
-        assert_eq!(
-            *gated.log.lock().unwrap(),
-            [format!("ready {A1},{A2}"), format!("delete {A1},{A2}")]
-        );
         assert_eq!(w.catalog.ids(), [B1.to_string()]);
     }
 

@@ -44,13 +44,12 @@ pub(crate) fn is_throttling_code(code: &str) -> bool {
 }
 
 /// Splits `items` into chunks of at most `size` (a service's batch limit) and runs
-/// `call` on each, at most `bound` at once, each started a turn after the one before
-/// (`turns`); results in completion order.
+/// `call` on each, at most `bound` at once; results in completion order.
 pub(crate) async fn in_chunks<T, R, F, Fut>(
     items: &[T],
     size: usize,
     bound: usize,
-    mut call: F,
+    call: F,
 ) -> Vec<R>
 where
     T: Clone,
@@ -58,8 +57,7 @@ where
     Fut: std::future::Future<Output = R>,
 {
     let chunks = items.chunks(size).map(<[T]>::to_vec).collect();
-    let turns = crate::aws::turns::Turns::default();
-    crate::retry::for_each_bounded(chunks, bound, |chunk| turns.take(call(chunk))).await
+    crate::retry::for_each_bounded(chunks, bound, call).await
 }
 
 /// Awaits an SDK call unless the deadline comes first; either failure as a
@@ -84,36 +82,4 @@ where
 pub(crate) fn deadline_passed(operation: &'static str) -> StoreError {
     StoreError::new(StoreErrorKind::Unavailable, operation)
         .with_source("deadline reached with work pending")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn each_chunk_is_built_after_the_one_before_went_out() {
-        // GIVEN five chunks, each call noting how many sends have happened when it is
-        // built, then sending from a task of its own (as hyper's connections do)
-        let sent = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let items: Vec<usize> = (0..5).collect();
-        // WHEN they run through `in_chunks`, all five allowed at once
-        let mut done = in_chunks(&items, 1, 5, |chunk| {
-            let (sent, seen) = (sent.clone(), seen.clone());
-            async move {
-                seen.lock().unwrap().push(sent.load(Ordering::SeqCst));
-                tokio::spawn(async move { sent.fetch_add(1, Ordering::SeqCst) });
-                tokio::task::yield_now().await;
-                chunk[0]
-            }
-        })
-        .await;
-        // THEN each was built once every chunk before it had been sent, and every
-        // chunk ran once
-        assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2, 3, 4]);
-        done.sort_unstable();
-        assert_eq!(done, items);
-    }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -13,12 +12,8 @@ pub(crate) mod records;
 
 use self::records::RecordReader;
 use super::{deadline_passed, in_chunks, send_before};
-use crate::aws::gate::{AheadSlot, GatedHttpClient, PATIENCE, with_go};
-use crate::aws::https::ConnectAhead;
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
-use crate::ports::{
-    AlbumPage, Catalog, Go, Lookup, Partial, StoreError, StoreErrorKind, delete_once_given,
-};
+use crate::ports::{AlbumPage, Catalog, Lookup, Partial, StoreError, StoreErrorKind};
 use crate::retry::{Backoff, Deadline};
 
 /// DynamoDB caps `BatchGetItem` at 100 keys per call.
@@ -39,11 +34,6 @@ pub const DEFAULT_ALBUM_INDEX: &str = "album_id-index";
 /// Image records in one DynamoDB table keyed by `id`.
 pub struct DynamoCatalog {
     client: Client,
-    /// The same client over a `GatedHttpClient`, for `delete_when`; `None` when the
-    /// client has no HTTP client of its own to gate (then `delete_when` waits first).
-    gated: Option<Client>,
-    /// The gated client's `ConnectAhead`, given after it is built.
-    ahead: AheadSlot,
     table: Arc<str>,
     album_index: String,
     concurrency: usize,
@@ -52,32 +42,12 @@ pub struct DynamoCatalog {
 impl DynamoCatalog {
     /// `concurrency` bounds the calls in flight for one batch operation.
     pub fn new(client: Client, table: impl Into<String>, concurrency: usize) -> Self {
-        let ahead = AheadSlot::default();
-        let gated = gated_client(&client, PATIENCE, ahead.clone());
         Self {
             client,
-            gated,
-            ahead,
             table: Arc::from(table.into()),
             album_index: DEFAULT_ALBUM_INDEX.to_owned(),
             concurrency,
         }
-    }
-
-    /// How long `delete_when`'s calls wait for their go (`gate::PATIENCE`).
-    pub fn with_gate_patience(mut self, patience: Duration) -> Self {
-        self.gated = gated_client(&self.client, patience, self.ahead.clone());
-        self
-    }
-
-    /// Opens the connections of `delete_when`'s calls while they wait for their go;
-    /// `ahead` must belong to the client's HTTP client (`https::client_with_ahead`).
-    /// The first one given stays.
-    pub fn with_connect_ahead(self, ahead: Option<ConnectAhead>) -> Self {
-        if let Some(ahead) = ahead {
-            let _ = self.ahead.set(ahead);
-        }
-        self
     }
 
     pub fn with_album_index(mut self, index: impl Into<String>) -> Self {
@@ -171,28 +141,8 @@ impl DynamoCatalog {
         }
     }
 
-    /// Deletes the records of `ids` through `client`, in chunks of DynamoDB's limit.
-    async fn delete_through(
-        &self,
-        client: &Client,
-        ids: &[ImageId],
-        deadline: Deadline,
-    ) -> Partial<ImageId> {
-        in_chunks(ids, MAX_WRITE_BATCH, self.concurrency, |chunk| {
-            self.delete_chunk(client, chunk, deadline)
-        })
-        .await
-        .into_iter()
-        .collect()
-    }
-
     /// Deletes one chunk, retrying unprocessed items until done or out of time.
-    async fn delete_chunk(
-        &self,
-        client: &Client,
-        ids: Vec<ImageId>,
-        deadline: Deadline,
-    ) -> Partial<ImageId> {
+    async fn delete_chunk(&self, ids: Vec<ImageId>, deadline: Deadline) -> Partial<ImageId> {
         const OP: &str = "DynamoDB BatchWriteItem";
         let mut pending: Vec<WriteRequest> = ids
             .iter()
@@ -210,7 +160,8 @@ impl DynamoCatalog {
         let mut backoff = Backoff::default();
         let mut retries = 0;
         loop {
-            let sent = client
+            let sent = self
+                .client
                 .batch_write_item()
                 .request_items(&*self.table, std::mem::take(&mut pending))
                 .send();
@@ -248,15 +199,6 @@ impl DynamoCatalog {
             };
         }
     }
-}
-
-/// `client` over a `GatedHttpClient`; `None` when it has no HTTP client of its own.
-fn gated_client(client: &Client, patience: Duration, ahead: AheadSlot) -> Option<Client> {
-    let http = client.config().http_client()?;
-    let gated = GatedHttpClient::with_patience(http, patience).with_connect_ahead(ahead);
-    Some(Client::from_conf(
-        client.config().to_builder().http_client(gated).build(),
-    ))
 }
 
 /// A record read, or the id of one that cannot be (when that much is readable).
@@ -388,16 +330,12 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn delete(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId> {
-        self.delete_through(&self.client, ids, deadline).await
-    }
-
-    /// The calls are built and signed at once, and held at the gate (`aws::gate`)
-    /// until `go` is given.
-    async fn delete_when(&self, ids: &[ImageId], go: Go, deadline: Deadline) -> Partial<ImageId> {
-        match &self.gated {
-            Some(gated) => with_go(go, self.delete_through(gated, ids, deadline)).await,
-            None => delete_once_given(self, ids, go, deadline).await,
-        }
+        in_chunks(ids, MAX_WRITE_BATCH, self.concurrency, |chunk| {
+            self.delete_chunk(chunk, deadline)
+        })
+        .await
+        .into_iter()
+        .collect()
     }
 }
 
