@@ -9,7 +9,8 @@
 //! It reads a strict subset of what the SDK accepts: records whose attributes are
 //! exactly the projected three, typed `S`, `S` and `SS` or `NULL`. Any other answer
 //! (an error, an unexpected shape, a value of another type) is left to the SDK
-//! untouched, and the adapter reads the SDK's output as it always did. The HTTP client
+//! untouched, and the adapter reads the SDK's output as it always did; a 200 answer
+//! left so is counted (`metrics::READER_FALLBACKS`, metric `ReaderFallbacks`). The HTTP client
 //! hands over answers in memory (`aws::https`); a streamed body is left alone too.
 
 use std::borrow::Cow;
@@ -74,6 +75,7 @@ impl Intercept for RecordReader {
         }
         let Some((records, rest)) = response.body().bytes().and_then(|b| split(b, &self.table))
         else {
+            crate::metrics::READER_FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
         };
         *response.body_mut() = SdkBody::from(rest);
@@ -308,6 +310,7 @@ mod tests {
     //! and the same unprocessed keys as the SDK's output read by `parse_record`; any
     //! other answer is left to the SDK.
     use super::*;
+    use crate::metrics::READER_FALLBACKS;
     use crate::store::dynamodb::tests::sdk_parse;
     use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
@@ -315,6 +318,7 @@ mod tests {
     use aws_smithy_runtime_api::http::StatusCode;
     use proptest::prelude::*;
     use std::collections::HashMap;
+    use std::sync::atomic::Ordering;
 
     const TABLE: &str = "images";
 
@@ -493,11 +497,15 @@ mod tests {
             let expected = sdk_parse(&sdk, TABLE);
             // WHEN the reader reads it
             let reader = RecordReader::new(TABLE.into());
+            let fallbacks = READER_FALLBACKS.load(Ordering::Relaxed);
             let through_reader = run(through_sdk(body.clone(), 200, Some(reader.clone())));
             let read = reader.take();
             // THEN an answer of the subset is read by the reader, with the same records
-            // and unprocessed keys; any other answer is the SDK's, untouched
+            // and unprocessed keys; any other answer is the SDK's, untouched, and
+            // counted as a fallback for the metrics
             prop_assert_eq!(read.is_some(), subset, "{}", body);
+            let counted = READER_FALLBACKS.load(Ordering::Relaxed) - fallbacks;
+            prop_assert_eq!(counted, u64::from(!subset));
             let records = read.unwrap_or_else(|| sdk_parse(&through_reader, TABLE));
             prop_assert_eq!(records, expected);
             prop_assert_eq!(through_reader.unprocessed_keys(), sdk.unprocessed_keys());
@@ -537,6 +545,8 @@ mod tests {
             .send());
         assert!(sent.is_err());
         assert!(reader.take().is_none());
+        // AND an error answer is no fallback: the SDK reads errors either way
+        assert_eq!(READER_FALLBACKS.load(Ordering::Relaxed), 0);
         // GIVEN answers outside the subset THEN split leaves them alone
         for body in [
             "",
