@@ -130,6 +130,21 @@ impl TestApp {
             .send()
             .await
             .unwrap_or_else(|e| panic!("creating a table on the DynamoDB emulator at {dynamodb_url} failed (is it running? use `make test`): {e:?}"));
+        // dynalite answers CREATING and turns the table ACTIVE on a later tick (even
+        // with --createTableMs 0): on a loaded machine a put can come first.
+        for _ in 0..100 {
+            let status = dynamodb
+                .describe_table()
+                .table_name(&table)
+                .send()
+                .await
+                .ok()
+                .and_then(|d| d.table.and_then(|t| t.table_status));
+            if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         s3.create_bucket()
             .bucket(&bucket)
             .send()
