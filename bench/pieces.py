@@ -48,13 +48,18 @@ PIECES = {
               "the SDK's client (hyper 1, HTTP/2 capable) with the same bundled roots", [
         ("Cargo.toml", '[dependencies]\n',
          '[dependencies]\naws-smithy-http-client = { version = "1.5", default-features = false, features = ["rustls-ring"] }\n'),
-        ("src/startup.rs", "    let (http, ahead) = https_client_with_ahead(extra_root_cas()?)?;\n",
+        ("src/startup.rs", "    let http = https_client(extra_root_cas()?)?;\n",
          "    let http = sdk_https(extra_root_cas()?);\n"),
-        ("src/startup.rs", "        connect_ahead: Some(ahead),\n", "        connect_ahead: None,\n"),
         ("src/startup.rs", "/// The deletion core over DynamoDB and S3.\n", SDK_HTTPS + "\n/// The deletion core over DynamoDB and S3.\n"),
     ]),
-    "ahead": ("aws::https::ConnectAhead: S3's connection opened while the records are read", "opening it when DeleteObjects is sent", [
-        ("src/startup.rs", "        connect_ahead: Some(ahead),\n", "        connect_ahead: {\n            drop(ahead);\n            None\n        },\n"),
+    "dns": ("aws::dns: one shared name lookup per burst, kept 5 s", "hyper-util's getaddrinfo per connection", [
+        ("src/aws/https.rs", "type Opener = ConnectTimeout<HttpsConnector<TcpConnector<SharedLookups>>>;",
+         "type Opener = ConnectTimeout<HttpsConnector<TcpConnector>>;"),
+        ("src/aws/https.rs", "    let mut tcp = TcpConnector::new_with_resolver(lookups.clone());",
+         "    let _ = lookups;\n    let mut tcp = TcpConnector::new();"),
+    ]),
+    "turns": ("aws::turns: a batch's calls started a scheduler turn apart", "starting them all in one poll", [
+        ("src/aws/turns.rs", "            .replace(next);\n", "            .take()\n            .filter(|_| false);\n        drop(next);\n"),
     ]),
     "records": ("store::dynamodb::records: BatchGetItem answers read into records", "the SDK's deserializer", [
         ("src/store/dynamodb/mod.rs", "                .customize()\n                .interceptor(reader.clone())\n", ""),
@@ -63,6 +68,9 @@ PIECES = {
         ("Cargo.toml", 'jsonwebtoken = { version = "12", default-features = false }',
          'jsonwebtoken = { version = "12", default-features = false, features = ["rust_crypto"] }'),
         ("src/auth.rs", "        hs256::install();\n", ""),
+    ]),
+    "alloc": ("alloc: mimalloc, committing on demand", "glibc's malloc", [
+        ("src/bin/lambda/http.rs", "image_delete::use_tuned_allocator!();\n", ""),
     ]),
 }
 # The rows compared, as bench/power.py names them, and whether each is a wall-time

@@ -113,8 +113,7 @@ impl Config {
     /// Four hours, as in the seed (`exp - iat` = 14400).
     pub const DEFAULT_TOKEN_TTL_SECONDS: i64 = 14_400;
     /// 40 = the `BatchWriteItem` calls of a 1000-id request (25 records each), so each
-    /// step of a full request is one wave of round trips; measured at +1.2 MiB peak RSS
-    /// over a bound of 16 (bench/README.md).
+    /// step of a full request is one wave of round trips.
     pub const DEFAULT_CONCURRENCY: usize = 40;
     /// One page is what one request may hold: the core deletes it in concurrent
     /// chunks (10 `BatchGetItem`, 1-2 `DeleteObjects`, 40 `BatchWriteItem` calls).

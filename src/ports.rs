@@ -57,32 +57,7 @@ pub trait ObjectStore: Send + Sync {
 
     /// As `Catalog::warm_up`, for the object store.
     async fn warm_up(&self, _deadline: Deadline) {}
-
-    /// Says that a `delete` will likely follow, while the returned hint is held (the
-    /// records are read first): the store may get ready for it meanwhile, e.g. open
-    /// its connection. Nothing is sent.
-    fn expect_delete(&self) -> Expected {
-        Expected::default()
-    }
 }
-
-/// A store's hint that a call will likely follow (`ObjectStore::expect_delete`),
-/// until dropped.
-#[derive(Default)]
-pub struct Expected(Option<Box<dyn Send + Sync>>);
-
-impl Expected {
-    /// A hint that lasts as long as `guard`.
-    pub fn new(guard: impl Send + Sync + 'static) -> Self {
-        Self(Some(Box::new(guard)))
-    }
-
-    /// Whether the store holds anything for it.
-    pub fn is_held(&self) -> bool {
-        self.0.is_some()
-    }
-}
-
 /// What a catalog read found.
 #[derive(Debug, Default)]
 pub struct Lookup {

@@ -9,7 +9,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use secrecy::ExposeSecret;
 
 use crate::auth::{SigningKey, Tokens, keys_from_secret_text};
-use crate::aws::https::{self, ConnectAhead};
+use crate::aws::https;
 use crate::config::{Config, ConfigError, DEV_SECRET, KeySource};
 use crate::domain::Deleter;
 use crate::http::Api;
@@ -76,23 +76,15 @@ fn ca_bundle(path: Option<std::ffi::OsString>) -> Result<Option<Vec<u8>>, InitEr
 /// (one small crypto provider for TLS; the binary carries no aws-lc and no HTTP/2),
 /// trusting the bundled AWS root CAs and any `extra` ones (`extra_root_cas`).
 pub fn https_client(extra: Option<Vec<u8>>) -> Result<SharedHttpClient, InitError> {
-    Ok(https_client_with_ahead(extra)?.0)
-}
-
-fn https_client_with_ahead(
-    extra: Option<Vec<u8>>,
-) -> Result<(SharedHttpClient, ConnectAhead), InitError> {
     let mut bundles: Vec<&[u8]> = vec![AWS_ROOT_CAS];
     bundles.extend(extra.as_deref());
-    Ok(https::client_with_ahead(&bundles, CONNECT_TIMEOUT)?)
+    Ok(https::client(&bundles)?)
 }
 
-/// The shared AWS config, and the handle that opens connections ahead through its
-/// HTTP client (S3's, while the records are read). Derefs to the config.
+/// The shared AWS config of every client the function builds. Derefs to the config.
 #[derive(Clone, Debug)]
 pub struct Aws {
     pub sdk: SdkConfig,
-    pub connect_ahead: Option<ConnectAhead>,
 }
 
 impl std::ops::Deref for Aws {
@@ -113,7 +105,7 @@ pub async fn aws_config() -> Result<Aws, InitError> {
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    let (http, ahead) = https_client_with_ahead(extra_root_cas()?)?;
+    let http = https_client(extra_root_cas()?)?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .timeout_config(timeouts)
@@ -132,7 +124,6 @@ pub async fn aws_config() -> Result<Aws, InitError> {
     }
     Ok(Aws {
         sdk: loader.load().await,
-        connect_ahead: Some(ahead),
     })
 }
 
@@ -147,10 +138,7 @@ pub fn deleter(config: &Config, aws: &Aws) -> Deleter {
         .with_album_index(&config.album_index);
     Deleter::new(
         Arc::new(catalog),
-        Arc::new(
-            S3ObjectStore::new(s3, &config.bucket, config.concurrency)
-                .with_connect_ahead(aws.connect_ahead.clone()),
-        ),
+        Arc::new(S3ObjectStore::new(s3, &config.bucket, config.concurrency)),
     )
 }
 
@@ -196,7 +184,7 @@ const PRECONNECT_BUDGET: Duration = Duration::from_secs(2);
 /// With `PRECONNECT`, both stores' clients are warmed up first (`Deleter::warm_up`):
 /// their connections and TLS sessions open, their lazily built state made, in init
 /// rather than in the first request. Off by default: on an on-demand cold start the
-/// caller waits for init and the first request alike (bench/README.md).
+/// caller waits for init and the first request alike, so it gains nothing there.
 pub async fn api(config: &Config, aws: &Aws) -> Result<Api, InitError> {
     let deleter = deleter(config, aws);
     if config.preconnect {
@@ -231,7 +219,6 @@ pub fn cleanup(config: &Config, aws: &Aws) -> Result<Cleanup, InitError> {
                 aws_config::retry::RetryConfig::adaptive().with_max_attempts(CLEANUP_MAX_ATTEMPTS),
             )
             .build(),
-        connect_ahead: aws.connect_ahead.clone(),
     };
     let handoff = SqsHandOff::new(aws_sdk_sqs::Client::new(aws), queue_url);
     Ok(Cleanup::new(

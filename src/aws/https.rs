@@ -8,10 +8,6 @@
 //! a connect timeout that covers the TLS handshake, connections reused across calls
 //! and clients, TLS session resumption, and errors classified so that the SDK retries
 //! exactly the transient ones (`connector_error`).
-//!
-//! One thing it adds: connections opened ahead of requests known to come
-//! (`ConnectAhead`), so that on a cold start S3's `DeleteObjects` finds its connection
-//! open, TLS done, when the records have been read, instead of opening it after.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -36,7 +32,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use super::dns::SharedLookups;
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -58,24 +56,6 @@ pub enum ClientError {
 
 /// The client, trusting exactly the certificates of the PEM bundles given.
 pub fn client(pem_bundles: &[&[u8]]) -> Result<SharedHttpClient, ClientError> {
-    build(pem_bundles, FRESH_FOR, None).map(|(client, _)| client)
-}
-
-/// [`client`], and the handle that opens connections ahead for it, each within
-/// `connect_timeout` (that of the SDK's calls: `startup::CONNECT_TIMEOUT`). The handle
-/// can open connections before any call has been made.
-pub fn client_with_ahead(
-    pem_bundles: &[&[u8]],
-    connect_timeout: Duration,
-) -> Result<(SharedHttpClient, ConnectAhead), ClientError> {
-    build(pem_bundles, FRESH_FOR, Some(connect_timeout))
-}
-
-fn build(
-    pem_bundles: &[&[u8]],
-    fresh_for: Duration,
-    connect_timeout: Option<Duration>,
-) -> Result<(SharedHttpClient, ConnectAhead), ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for pem in pem_bundles {
         roots.add_parsable_certificates(CertificateDer::pem_slice_iter(pem).filter_map(Result::ok));
@@ -88,17 +68,11 @@ fn build(
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let stock = Arc::new(Stock {
-        fresh_for,
-        opener: connect_timeout.map(|timeout| opener(tls.clone(), Some(timeout))),
-        ..Stock::default()
-    });
-    let client = SharedHttpClient::new(Https {
+    Ok(SharedHttpClient::new(Https {
         tls,
         connectors: Mutex::default(),
-        stock: stock.clone(),
-    });
-    Ok((client, ConnectAhead(stock)))
+        lookups: SharedLookups::default(),
+    }))
 }
 
 /// One connector per distinct timeout setting (in practice one): the SDK asks for a
@@ -107,7 +81,8 @@ fn build(
 struct Https {
     tls: rustls::ClientConfig,
     connectors: Mutex<HashMap<Timeouts, SharedHttpConnector>>,
-    stock: Arc<Stock>,
+    /// The name lookups of every connection of the client (`aws::dns`).
+    lookups: SharedLookups,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -133,7 +108,7 @@ impl HttpClient for Https {
         connectors
             .entry(timeouts)
             .or_insert_with(|| {
-                let connector = Connector::new(self.tls.clone(), timeouts, self.stock.clone());
+                let connector = Connector::new(self.tls.clone(), timeouts, &self.lookups);
                 SharedHttpConnector::new(connector)
             })
             .clone()
@@ -147,19 +122,15 @@ impl HttpClient for Https {
 
 #[derive(Debug)]
 struct Connector {
-    client: Client<Stocked, SdkBody>,
+    client: Client<Opener, SdkBody>,
     read_timeout: Option<Duration>,
 }
 
 impl Connector {
-    fn new(tls: rustls::ClientConfig, timeouts: Timeouts, stock: Arc<Stock>) -> Self {
-        let opener = opener(tls, timeouts.connect);
+    fn new(tls: rustls::ClientConfig, timeouts: Timeouts, lookups: &SharedLookups) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .build(Stocked {
-                inner: opener,
-                stock,
-            });
+            .build(opener(tls, timeouts.connect, lookups));
         Self {
             client,
             read_timeout: timeouts.read,
@@ -204,10 +175,15 @@ impl HttpConnector for Connector {
     }
 }
 
-/// What opens the client's connections: TCP, then TLS unless the endpoint is plain
+/// What opens the client's connections: TCP (the name looked up through `lookups`,
+/// shared by all of the client's connections), then TLS unless the endpoint is plain
 /// http, within `connect_timeout`.
-fn opener(tls: rustls::ClientConfig, connect_timeout: Option<Duration>) -> Opener {
-    let mut tcp = TcpConnector::new();
+fn opener(
+    tls: rustls::ClientConfig,
+    connect_timeout: Option<Duration>,
+    lookups: &SharedLookups,
+) -> Opener {
+    let mut tcp = TcpConnector::new_with_resolver(lookups.clone());
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -265,352 +241,8 @@ where
     }
 }
 
-/// A connection as the connector makes it: TCP, then TLS unless the endpoint is plain
-/// http.
-type Conn = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
-
 /// What opens connections: TCP connect and TLS handshake under the connect timeout.
-type Opener = ConnectTimeout<HttpsConnector<TcpConnector>>;
-
-/// How long a connection opened ahead may wait for its request. A request sent on a
-/// connection the server has meanwhile closed fails (the pool retries only on reused
-/// connections), so an old one is closed rather than used. Longer than a `BatchGetItem`
-/// usually takes, during which S3's connection waits.
-const FRESH_FOR: Duration = Duration::from_secs(4);
-
-/// Opens connections ahead of requests known to come: S3's `DeleteObjects` while the
-/// records are read (`store::s3`).
-#[derive(Clone, Debug)]
-pub struct ConnectAhead(Arc<Stock>);
-
-impl ConnectAhead {
-    /// Counts a request to `uri` that waits to be sent, until the guard drops, and
-    /// opens a connection for it when the host's connections (in the pool, opened
-    /// ahead or opening) are fewer than its waiting requests. Nothing is sent on it:
-    /// the pool takes it when the request goes.
-    pub fn hold(&self, uri: &str) -> Option<Held> {
-        let uri: http::Uri = uri.parse().ok()?;
-        let key = host_key(&uri)?;
-        let opener = self.0.opener.clone();
-        let runtime = tokio::runtime::Handle::try_current().ok();
-        let mut hosts = lock(&self.0.hosts);
-        let host = hosts.entry(key.clone()).or_default();
-        host.held += 1;
-        host.drop_stale(self.0.fresh_for);
-        if let (Some(opener), Some(runtime)) = (opener, runtime)
-            && host.short()
-        {
-            host.opening += 1;
-            runtime.spawn(open_ahead(self.0.clone(), opener, uri, key.clone()));
-        }
-        Some(Held {
-            stock: self.0.clone(),
-            key,
-        })
-    }
-}
-
-/// A request counted as waiting by [`ConnectAhead::hold`] until dropped.
-#[derive(Debug)]
-pub struct Held {
-    stock: Arc<Stock>,
-    key: String,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(host) = lock(&self.stock.hosts).get_mut(&self.key) {
-            host.held = host.held.saturating_sub(1);
-        }
-    }
-}
-
-async fn open_ahead(stock: Arc<Stock>, mut opener: Opener, uri: http::Uri, key: String) {
-    use tower_service::Service;
-    // First the connections that requests wait for now, such as S3's while the
-    // record deletes are held: on one thread, 30 handshakes would delay its own.
-    stock.none_connecting().await;
-    {
-        let mut hosts = lock(&stock.hosts);
-        let host = hosts.entry(key.clone()).or_default();
-        host.opening = host.opening.saturating_sub(1);
-        // Meanwhile the held requests may have gone and connected on their own.
-        if !host.short() {
-            return;
-        }
-        host.started += 1;
-    }
-    // A failure is left to the request: it connects on its own, as without this,
-    // and reports its own error.
-    let opened = opener.call(uri).await;
-    {
-        let mut hosts = lock(&stock.hosts);
-        let host = hosts.entry(key).or_default();
-        host.started = host.started.saturating_sub(1);
-        if let Ok(conn) = opened {
-            host.ready.push_back((std::time::Instant::now(), conn));
-        }
-    }
-    stock.ahead_done.notify_waiters();
-}
-
-/// The connections of one client, counted per host as the pool keys them (scheme and
-/// authority).
-#[derive(Debug, Default)]
-struct Stock {
-    /// `FRESH_FOR`, but for tests.
-    fresh_for: Duration,
-    hosts: Mutex<HashMap<String, Host>>,
-    /// What `ConnectAhead` opens with; `None` for a client without one.
-    opener: Option<Opener>,
-    /// Connections being opened for requests that wait for them (not ahead).
-    connecting: std::sync::atomic::AtomicUsize,
-    /// Notified when `connecting` falls to 0.
-    none_connecting: tokio::sync::Notify,
-    /// Notified when a connection opened ahead is ready, or failed.
-    ahead_done: tokio::sync::Notify,
-}
-
-#[derive(Debug, Default)]
-struct Host {
-    /// Handed to the pool and still open, idle or busy.
-    pooled: usize,
-    /// To be opened ahead, once no request waits for a connection of its own.
-    opening: usize,
-    /// Being opened ahead now.
-    started: usize,
-    /// Requests waiting to be sent (`ConnectAhead::hold`).
-    held: usize,
-    /// Requests sent, waiting for a connection being opened ahead (`Stock::ahead_for`).
-    waiting: usize,
-    /// Opened ahead and not yet taken by the pool, oldest first.
-    ready: std::collections::VecDeque<(std::time::Instant, Conn)>,
-}
-
-impl Host {
-    /// Whether requests (held, or sent and waiting) outnumber the connections there
-    /// are, opened ahead, or to be opened ahead for them.
-    fn short(&self) -> bool {
-        self.waiting + self.held.saturating_sub(self.pooled)
-            > self.ready.len() + self.started + self.opening
-    }
-
-    fn drop_stale(&mut self, fresh_for: Duration) {
-        let now = std::time::Instant::now();
-        self.ready
-            .retain(|(at, _)| now.duration_since(*at) < fresh_for);
-    }
-}
-
-impl Stock {
-    /// Returns once no request waits for a connection being opened.
-    async fn none_connecting(&self) {
-        loop {
-            let notified = self.none_connecting.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
-            if self.connecting.load(std::sync::atomic::Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    /// A fresh connection opened ahead for `key`, waiting for one being opened
-    /// rather than opening another; `None` when none is ready or coming.
-    async fn ahead_for(&self, key: &str) -> Option<Conn> {
-        let mut me = Waiting {
-            stock: self,
-            key,
-            counted: false,
-        };
-        loop {
-            let done = self.ahead_done.notified();
-            let mut done = std::pin::pin!(done);
-            done.as_mut().enable();
-            {
-                let mut hosts = lock(&self.hosts);
-                let host = hosts.get_mut(key)?;
-                if me.counted {
-                    host.waiting = host.waiting.saturating_sub(1);
-                    me.counted = false;
-                }
-                host.drop_stale(self.fresh_for);
-                if let Some((_, conn)) = host.ready.pop_back() {
-                    return Some(conn);
-                }
-                if host.started <= host.waiting {
-                    return None;
-                }
-                host.waiting += 1;
-                me.counted = true;
-            }
-            done.await;
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn host_key(uri: &http::Uri) -> Option<String> {
-    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
-}
-
-/// The pool's connector: a connection opened ahead when one is fresh, else a new one;
-/// either way counted as pooled until closed.
-#[derive(Clone, Debug)]
-struct Stocked {
-    inner: Opener,
-    stock: Arc<Stock>,
-}
-
-impl tower_service::Service<http::Uri> for Stocked {
-    type Response = Counted;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Counted, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let key = host_key(&uri);
-        let stock = self.stock.clone();
-        let mut opener = self.inner.clone();
-        Box::pin(async move {
-            if let Some(key) = &key
-                && let Some(conn) = stock.ahead_for(key).await
-            {
-                return Ok(Counted::new(stock, Some(key.clone()), conn));
-            }
-            let waited_for = Connecting::new(stock.clone());
-            let conn = opener.call(uri).await;
-            drop(waited_for);
-            Ok(Counted::new(stock, key, conn?))
-        })
-    }
-}
-
-/// A request counted in its host's `waiting` (while `counted`): uncounted when its
-/// connection's future is dropped mid-wait.
-struct Waiting<'a> {
-    stock: &'a Stock,
-    key: &'a str,
-    counted: bool,
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        if self.counted
-            && let Some(host) = lock(&self.stock.hosts).get_mut(self.key)
-        {
-            host.waiting = host.waiting.saturating_sub(1);
-        }
-    }
-}
-
-/// A connection being opened for a request, counted in `Stock::connecting` until
-/// dropped.
-struct Connecting(Arc<Stock>);
-
-impl Connecting {
-    fn new(stock: Arc<Stock>) -> Self {
-        stock
-            .connecting
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        Self(stock)
-    }
-}
-
-impl Drop for Connecting {
-    fn drop(&mut self) {
-        if self
-            .0
-            .connecting
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
-            == 1
-        {
-            self.0.none_connecting.notify_waiters();
-        }
-    }
-}
-
-/// A connection in the pool, counted in its host's `pooled` until dropped.
-#[derive(Debug)]
-struct Counted {
-    conn: Conn,
-    stock: Arc<Stock>,
-    key: Option<String>,
-}
-
-impl Counted {
-    fn new(stock: Arc<Stock>, key: Option<String>, conn: Conn) -> Self {
-        if let Some(key) = &key {
-            lock(&stock.hosts).entry(key.clone()).or_default().pooled += 1;
-        }
-        Self { conn, stock, key }
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        if let Some(key) = &self.key
-            && let Some(host) = lock(&self.stock.hosts).get_mut(key)
-        {
-            host.pooled = host.pooled.saturating_sub(1);
-        }
-    }
-}
-
-impl hyper::rt::Read for Counted {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().conn).poll_read(cx, buf)
-    }
-}
-
-impl hyper::rt::Write for Counted {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().conn).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().conn).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().conn).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.conn.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().conn).poll_write_vectored(cx, bufs)
-    }
-}
-
-impl hyper_util::client::legacy::connect::Connection for Counted {
-    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
-        self.conn.connected()
-    }
-}
+type Opener = ConnectTimeout<HttpsConnector<TcpConnector<SharedLookups>>>;
 
 /// Classifies a failed call for the SDK's retry policy: timeouts and broken or refused
 /// connections are transient (retried), a request the client could not send is the
@@ -669,8 +301,6 @@ pub(crate) mod tests {
     use tokio::net::{TcpListener, TcpStream};
 
     pub(crate) const ROOTS: &[u8] = include_bytes!("../tls/aws-roots.pem");
-    /// The connect timeout of test clients' connections opened ahead (the function's).
-    pub(crate) const TEST_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// How the loopback server treats each request.
     #[derive(Clone, Copy)]
@@ -756,17 +386,6 @@ pub(crate) mod tests {
 
         pub(crate) fn connections(&self) -> usize {
             self.connections.load(Ordering::SeqCst)
-        }
-
-        /// Waits (up to 2 s) until `n` connections were accepted.
-        pub(crate) async fn accepted(&self, n: usize) -> usize {
-            for _ in 0..200 {
-                if self.connections() >= n {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            self.connections()
         }
     }
 
@@ -949,7 +568,7 @@ pub(crate) mod tests {
         }
         // THEN they share one connection
         assert_eq!(server.requests().len(), 3);
-        assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+        assert_eq!(server.connections(), 1);
     }
 
     /// One call against a server that treats every request as `serve`, with three
@@ -1011,22 +630,11 @@ pub(crate) mod tests {
         http: SharedHttpClient,
         connect_timeout: Duration,
     ) -> aws_sdk_dynamodb::Client {
-        stalled_endpoint_counted(http, connect_timeout).await.0
-    }
-
-    /// [`stalled_endpoint`], its URL, and how many connections it has accepted.
-    async fn stalled_endpoint_counted(
-        http: SharedHttpClient,
-        connect_timeout: Duration,
-    ) -> (aws_sdk_dynamodb::Client, String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
         tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((stream, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
                 held.push(stream);
             }
         });
@@ -1044,7 +652,7 @@ pub(crate) mod tests {
                     .build(),
             )
             .build();
-        (aws_sdk_dynamodb::Client::from_conf(config), url, accepted)
+        aws_sdk_dynamodb::Client::from_conf(config)
     }
 
     #[tokio::test]
@@ -1061,15 +669,6 @@ pub(crate) mod tests {
         );
     }
 
-    /// `n` `ListTables` calls at once through `http`.
-    async fn calls_at_once(http: SharedHttpClient, server: &Server, n: usize) {
-        let ddb = dynamodb(http, &server.url(), RetryConfig::disabled());
-        let calls = (0..n).map(|_| ddb.list_tables().send());
-        for answer in futures_util::future::join_all(calls).await {
-            answer.unwrap();
-        }
-    }
-
     #[tokio::test]
     async fn calls_to_a_host_named_not_numbered_are_answered() {
         // GIVEN our client and a server reached by its name, not by its address
@@ -1083,99 +682,6 @@ pub(crate) mod tests {
             answer.unwrap();
         }
         assert_eq!(server.requests().len(), 5);
-    }
-
-    #[tokio::test]
-    async fn held_requests_find_their_connections_opened_ahead() {
-        // GIVEN our client with one connection in its pool, and a server
-        let server = Server::start(Serve::Answer).await;
-        let (http, ahead) = client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
-        calls_at_once(http.clone(), &server, 1).await;
-        // WHEN three requests to it are announced as held
-        let held: Vec<_> = (0..3).map(|_| ahead.hold(&server.url()).unwrap()).collect();
-        // THEN the two missing connections are opened, and nothing is sent on them
-        assert_eq!(server.accepted(3).await, 3);
-        assert_eq!(server.requests().len(), 1);
-        // WHEN the three go at once
-        drop(held);
-        calls_at_once(http.clone(), &server, 3).await;
-        // THEN they are sent on those connections: none is opened after
-        assert_eq!(server.requests().len(), 4);
-        assert_eq!(server.connections(), 3);
-        // AND once the pool holds as many as are held, holding opens nothing
-        let held: Vec<_> = (0..3).map(|_| ahead.hold(&server.url()).unwrap()).collect();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(server.connections(), 3);
-        drop(held);
-    }
-
-    #[tokio::test]
-    async fn a_connection_opened_ahead_and_left_unused_too_long_is_not_used() {
-        // GIVEN our client, whose connections opened ahead stay fresh for 50 ms
-        let server = Server::start(Serve::Answer).await;
-        let (http, ahead) = build(
-            &[ROOTS],
-            Duration::from_millis(50),
-            Some(TEST_CONNECT_TIMEOUT),
-        )
-        .unwrap();
-        calls_at_once(http.clone(), &server, 1).await;
-        // WHEN a second connection is opened ahead and its request goes only later
-        let held = [ahead.hold(&server.url()), ahead.hold(&server.url())];
-        assert_eq!(server.accepted(2).await, 2);
-        drop(held);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        calls_at_once(http, &server, 2).await;
-        // THEN the stale one is not used: the second call opens a connection of its own
-        assert_eq!(server.requests().len(), 3);
-        assert_eq!(server.connections(), 3);
-    }
-
-    #[tokio::test]
-    async fn connections_are_opened_ahead_only_once_no_request_waits_for_one() {
-        // GIVEN our client, a call connecting to an endpoint whose TLS handshake stalls
-        // for 300 ms (as DynamoDB's might while S3's connection is held), and a server
-        let server = Server::start(Serve::Answer).await;
-        let (http, ahead) = client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
-        let stalled = stalled_endpoint(http, Duration::from_millis(300)).await;
-        let stalled = tokio::spawn(async move { stalled.list_tables().send().await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        // WHEN two requests to the server are held meanwhile
-        let held = [ahead.hold(&server.url()), ahead.hold(&server.url())];
-        // THEN nothing is opened for them while that call connects
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(server.connections(), 0);
-        // AND once it has given up, both are
-        assert!(stalled.await.unwrap().is_err());
-        assert_eq!(server.accepted(2).await, 2);
-        drop(held);
-    }
-
-    #[tokio::test]
-    async fn a_request_waits_for_the_connection_being_opened_ahead_for_it() {
-        // GIVEN our client opening a connection ahead to an endpoint whose TLS
-        // handshakes take 300 ms (and then fail)
-        let (http, ahead) = client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
-        let (ddb, url, accepted) =
-            stalled_endpoint_counted(http.clone(), Duration::from_millis(300)).await;
-        // A first call, failed like every handshake there (its connection counted).
-        let first = tokio::spawn({
-            let ddb = ddb.clone();
-            async move { ddb.list_tables().send().await }
-        });
-        assert!(first.await.unwrap().is_err());
-        let held = ahead.hold(&url);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
-        // WHEN the held request goes while that connection is still being opened
-        drop(held);
-        let call = tokio::spawn(async move { ddb.list_tables().send().await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        // THEN it waits for it rather than opening another
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
-        // AND when that one fails, it opens its own
-        assert!(call.await.unwrap().is_err());
-        assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
     #[test]

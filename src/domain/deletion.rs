@@ -113,12 +113,7 @@ impl Deleter {
         if ids.is_empty() {
             return Ok(DeleteOutcome::default());
         }
-        // While the records are read, the object store may get ready for the delete
-        // that follows (open its connection).
-        let lookup = {
-            let _expected = self.objects.expect_delete();
-            self.catalog.get(ids.as_slice(), deadline).await
-        };
+        let lookup = self.catalog.get(ids.as_slice(), deadline).await;
         authorize(&lookup.found, authority)?;
 
         let mut failed: HashSet<ImageId> = lookup.unread.iter().cloned().collect();
@@ -684,67 +679,5 @@ mod tests {
         assert_eq!(strs(&outcome.deleted), [A1, A2]);
         assert_eq!(slow.records_when_done.load(Ordering::SeqCst), 3);
         assert_eq!(w.catalog.ids(), [B1.to_string()]);
-    }
-
-    /// `world`'s object store, counting the hints it has out (`expect_delete`).
-    struct Expecting {
-        inner: Arc<MemoryObjectStore>,
-        out: Arc<AtomicUsize>,
-        out_at_delete: std::sync::Mutex<Vec<usize>>,
-    }
-
-    struct Hint(Arc<AtomicUsize>);
-
-    impl Drop for Hint {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl ObjectStore for Expecting {
-        async fn delete(&self, keys: &[ObjectKey], deadline: Deadline) -> Partial<ObjectKey> {
-            let out = self.out.load(Ordering::SeqCst);
-            self.out_at_delete.lock().unwrap().push(out);
-            self.inner.delete(keys, deadline).await
-        }
-
-        fn expect_delete(&self) -> crate::ports::Expected {
-            self.out.fetch_add(1, Ordering::SeqCst);
-            crate::ports::Expected::new(Hint(self.out.clone()))
-        }
-    }
-
-    #[tokio::test]
-    async fn the_object_store_expects_its_delete_while_the_records_are_read() {
-        // GIVEN the world, its object store counting the hints out, and its catalog
-        // noting how many are out when it reads
-        let w = world();
-        let out = Arc::new(AtomicUsize::new(0));
-        let objects = Arc::new(Expecting {
-            inner: w.objects.clone(),
-            out: out.clone(),
-            out_at_delete: Default::default(),
-        });
-        let out_at_read = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (seen, counted) = (out_at_read.clone(), out.clone());
-        w.catalog.set_faults(Box::new(move |op, _| {
-            if op == Op::ReadRecord {
-                seen.lock().unwrap().push(counted.load(Ordering::SeqCst));
-            }
-            None
-        }));
-        let deleter = Deleter::new(w.catalog.clone(), objects.clone());
-        // WHEN A1 is deleted
-        let outcome = deleter
-            .delete(&ids(&[A1]), Authority::System, deadline())
-            .await
-            .unwrap();
-        // THEN the hint was out while its record was read, and back before its objects
-        // were deleted; nothing is left out
-        assert_eq!(strs(&outcome.deleted), [A1]);
-        assert_eq!(*out_at_read.lock().unwrap(), [1]);
-        assert_eq!(*objects.out_at_delete.lock().unwrap(), [0]);
-        assert_eq!(out.load(Ordering::SeqCst), 0);
     }
 }

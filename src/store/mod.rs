@@ -44,12 +44,13 @@ pub(crate) fn is_throttling_code(code: &str) -> bool {
 }
 
 /// Splits `items` into chunks of at most `size` (a service's batch limit) and runs
-/// `call` on each, at most `bound` at once; results in completion order.
+/// `call` on each, at most `bound` at once, each started a turn after the one before
+/// (`aws::turns`); results in completion order.
 pub(crate) async fn in_chunks<T, R, F, Fut>(
     items: &[T],
     size: usize,
     bound: usize,
-    call: F,
+    mut call: F,
 ) -> Vec<R>
 where
     T: Clone,
@@ -57,7 +58,8 @@ where
     Fut: std::future::Future<Output = R>,
 {
     let chunks = items.chunks(size).map(<[T]>::to_vec).collect();
-    crate::retry::for_each_bounded(chunks, bound, call).await
+    let turns = crate::aws::turns::Turns::default();
+    crate::retry::for_each_bounded(chunks, bound, |chunk| turns.take(call(chunk))).await
 }
 
 /// Awaits an SDK call unless the deadline comes first; either failure as a

@@ -120,15 +120,13 @@ async fn api_through(app: &TestApp, proxy: &Proxy) -> Api {
         .expect("api builds")
 }
 
-/// The app's AWS config pointed at the proxy; the same HTTP client, so connections
-/// opened ahead go through the proxy too.
+/// The app's AWS config pointed at the proxy; the same HTTP client.
 fn through(app: &TestApp, proxy: &Proxy) -> startup::Aws {
     let mut config = app.aws.to_builder();
     config.set_service_config(Some(NoServiceConfig));
     config.set_endpoint_url(Some(proxy.url()));
     startup::Aws {
         sdk: config.build(),
-        connect_ahead: app.aws.connect_ahead.clone(),
     }
 }
 

@@ -1,27 +1,16 @@
 //! The object store on S3: `DeleteObjects` in chunks of the service's limit, run
 //! concurrently, reading its per-key errors and retrying the transient ones.
-//!
-//! While the records are read (`ObjectStore::expect_delete`), the bucket's connection
-//! is opened ahead if the client has none (`https::ConnectAhead`): on a cold start,
-//! its TLS handshake then overlaps the read instead of following it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::BuildError;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 
 use super::{in_chunks, is_throttling_code, send_before};
-use crate::aws::https::ConnectAhead;
 use crate::domain::ObjectKey;
-use crate::ports::{Expected, ObjectStore, Partial, StoreError, StoreErrorKind};
+use crate::ports::{ObjectStore, Partial, StoreError, StoreErrorKind};
 use crate::retry::{Backoff, Deadline};
 
 /// S3 caps `DeleteObjects` at 1000 keys per call.
@@ -38,15 +27,6 @@ pub struct S3ObjectStore {
     client: Client,
     bucket: String,
     concurrency: usize,
-    ahead: Option<Ahead>,
-}
-
-/// What opens the bucket's connection ahead, and where to.
-struct Ahead {
-    connect: ConnectAhead,
-    /// Where the bucket's `DeleteObjects` goes (`find_delete_uri`); `None` inside if
-    /// it could not be found.
-    uri: OnceLock<Option<String>>,
 }
 
 impl S3ObjectStore {
@@ -56,58 +36,7 @@ impl S3ObjectStore {
             client,
             bucket: bucket.into(),
             concurrency,
-            ahead: None,
         }
-    }
-
-    /// Opens the bucket's connection while a delete is expected (`expect_delete`);
-    /// `ahead` must belong to the client's HTTP client (`https::client_with_ahead`).
-    /// Where the deletes go is found now, at init, rather than in the first request;
-    /// outside a runtime (the SDK's timeouts need one), on first use.
-    pub fn with_connect_ahead(mut self, ahead: Option<ConnectAhead>) -> Self {
-        self.ahead = ahead.map(|connect| Ahead {
-            connect,
-            uri: OnceLock::new(),
-        });
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let _ = self.delete_uri();
-        }
-        self
-    }
-
-    /// Where this bucket's `DeleteObjects` goes, found once (`find_delete_uri`).
-    fn delete_uri(&self) -> Option<&str> {
-        let ahead = self.ahead.as_ref()?;
-        ahead
-            .uri
-            .get_or_init(|| {
-                let uri = self.find_delete_uri();
-                if uri.is_none() {
-                    tracing::info!("S3's endpoint not resolved; its connection opens on use");
-                }
-                uri
-            })
-            .as_deref()
-    }
-
-    /// The URI of this bucket's `DeleteObjects`, as the client resolves it (region,
-    /// endpoint, addressing style): a call of no keys made through its signing and
-    /// stopped before it is sent. `None` if that does not end at once, as it does
-    /// with credentials at hand.
-    fn find_delete_uri(&self) -> Option<String> {
-        use futures_util::FutureExt;
-        let stop = StopBeforeSend::default();
-        let call = self
-            .client
-            .delete_objects()
-            .bucket(&self.bucket)
-            .set_delete(quiet_delete(&[]).ok())
-            .customize()
-            .interceptor(stop.clone())
-            .send();
-        // Stopped or not, the call has ended: it is never polled again.
-        let _ = call.now_or_never();
-        stop.uri()
     }
 
     async fn delete_chunk(&self, keys: Vec<ObjectKey>, deadline: Deadline) -> Partial<ObjectKey> {
@@ -240,45 +169,6 @@ impl ObjectStore for S3ObjectStore {
         .into_iter()
         .collect()
     }
-
-    /// Counts a delete to come for the bucket's host: a connection is opened ahead if
-    /// the client has none (`ConnectAhead::hold`).
-    fn expect_delete(&self) -> Expected {
-        let (Some(ahead), Some(uri)) = (&self.ahead, self.delete_uri()) else {
-            return Expected::default();
-        };
-        ahead
-            .connect
-            .hold(uri)
-            .map_or_else(Expected::default, Expected::new)
-    }
-}
-
-/// Notes the URI of a call, then stops it before anything is sent.
-#[derive(Clone, Debug, Default)]
-struct StopBeforeSend(Arc<Mutex<Option<String>>>);
-
-impl StopBeforeSend {
-    fn uri(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-}
-
-impl Intercept for StopBeforeSend {
-    fn name(&self) -> &'static str {
-        "StopBeforeSend"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(context.request().uri().to_owned());
-        Err("stopped before sending: only its URI was wanted".into())
-    }
 }
 
 #[cfg(test)]
@@ -291,7 +181,7 @@ mod tests {
     use aws_smithy_http_client::test_util::infallible_client_fn;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::body::SdkBody;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     fn keys(n: usize) -> Vec<ObjectKey> {
@@ -416,112 +306,5 @@ mod tests {
             .warm_up(Deadline::after(Duration::from_secs(5)))
             .await;
         assert_eq!(rule.num_calls(), 1);
-    }
-
-    mod connect_ahead {
-        //! The bucket's connection opened while a delete is expected, against a
-        //! loopback server (which answers `{}`: the deletes fail, the wire is read).
-        use super::*;
-        use crate::aws::https;
-        use crate::aws::https::tests::{ROOTS, Serve, Server, TEST_CONNECT_TIMEOUT, s3};
-
-        async fn a_while() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-
-        /// The store over our client, for the bucket at `url`.
-        fn store_at(url: &str, with_ahead: bool) -> S3ObjectStore {
-            if with_ahead {
-                let (http, ahead) =
-                    https::client_with_ahead(&[ROOTS], TEST_CONNECT_TIMEOUT).unwrap();
-                S3ObjectStore::new(s3(http, url), "images", 4).with_connect_ahead(Some(ahead))
-            } else {
-                let http = https::client(&[ROOTS]).unwrap();
-                S3ObjectStore::new(s3(http, url), "images", 4)
-            }
-        }
-
-        /// A loopback server, and the store for it built inside the test's runtime.
-        async fn store(with_ahead: bool) -> (Server, S3ObjectStore) {
-            let server = Server::start(Serve::Answer).await;
-            let store = store_at(&server.url(), with_ahead);
-            (server, store)
-        }
-
-        #[tokio::test]
-        async fn an_expected_delete_finds_the_buckets_connection_open() {
-            // GIVEN the store over our client, which opens connections ahead
-            let (server, store) = store(true).await;
-            // WHEN a delete is expected, for a while
-            let expected = store.expect_delete();
-            assert!(expected.is_held());
-            a_while().await;
-            // THEN the bucket's connection is open, and nothing was sent on it (nor
-            // anywhere: finding the endpoint sends nothing)
-            assert_eq!(server.connections(), 1);
-            assert_eq!(server.requests().len(), 0);
-            // WHEN the delete comes THEN it goes to the bucket, on that connection
-            drop(expected);
-            let _ = store.delete(&keys(2), deadline()).await;
-            let requests = server.requests();
-            assert_eq!(requests.len(), 1);
-            let line = String::from_utf8_lossy(&requests[0]);
-            assert!(line.starts_with("POST /images/?delete"), "{line}");
-            assert_eq!(server.connections(), 1);
-        }
-
-        #[tokio::test]
-        async fn a_store_with_its_connection_opens_no_other() {
-            // GIVEN the store after a delete: its client holds a connection
-            let (server, store) = store(true).await;
-            let _ = store.delete(&keys(2), deadline()).await;
-            assert_eq!(server.connections(), 1);
-            // WHEN the next delete is expected
-            let _expected = store.expect_delete();
-            a_while().await;
-            // THEN no connection is opened for it
-            assert_eq!(server.connections(), 1);
-        }
-
-        #[tokio::test]
-        async fn where_the_deletes_go_is_found_at_init() {
-            // GIVEN the store built inside a runtime, as at init
-            let (server, store) = store(true).await;
-            // THEN it knows its endpoint already, and finding it sent nothing
-            let found = store.ahead.as_ref().unwrap().uri.get().cloned().flatten();
-            assert_eq!(found, Some(format!("{}/images/?delete", server.url())));
-            assert_eq!(server.connections(), 0);
-        }
-
-        #[test]
-        fn a_store_built_outside_a_runtime_finds_its_endpoint_on_first_use() {
-            // GIVEN the store built outside any runtime (the SDK's timers need one)
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let server = runtime.block_on(Server::start(Serve::Answer));
-            let store = store_at(&server.url(), true);
-            assert!(store.ahead.as_ref().unwrap().uri.get().is_none());
-            // WHEN a delete is expected, inside one
-            runtime.block_on(async {
-                let _expected = store.expect_delete();
-                a_while().await;
-            });
-            // THEN its connection was opened all the same
-            assert_eq!(server.connections(), 1);
-        }
-
-        #[tokio::test]
-        async fn without_the_handle_an_expected_delete_opens_nothing() {
-            // GIVEN the store over a client given no ConnectAhead (the control)
-            let (server, store) = store(false).await;
-            // WHEN a delete is expected, for a while
-            let expected = store.expect_delete();
-            a_while().await;
-            // THEN nothing is held and no connection opened
-            assert!(!expected.is_held());
-            assert_eq!(server.connections(), 0);
-        }
     }
 }
