@@ -61,7 +61,7 @@ power: tools
 	@scripts/power.sh
 
 # What each hand-written piece of the AWS path gains at 256 and 1769 MB: a release
-# build without it against the tree as it is, under power's CPU quota (~1.5 h;
+# build without it against the tree as it is, under power's CPU quota (~45 min;
 # bench/results/pieces.*).
 pieces: tools
 	@scripts/pieces.sh

@@ -52,25 +52,13 @@ PIECES = {
          "    let http = sdk_https(extra_root_cas()?);\n"),
         ("src/startup.rs", "/// The deletion core over DynamoDB and S3.\n", SDK_HTTPS + "\n/// The deletion core over DynamoDB and S3.\n"),
     ]),
-    "dns": ("aws::dns: one shared name lookup per burst, kept 5 s", "hyper-util's getaddrinfo per connection", [
-        ("src/aws/https.rs", "type Opener = ConnectTimeout<HttpsConnector<TcpConnector<SharedLookups>>>;",
-         "type Opener = ConnectTimeout<HttpsConnector<TcpConnector>>;"),
-        ("src/aws/https.rs", "    let mut tcp = TcpConnector::new_with_resolver(lookups.clone());",
-         "    let _ = lookups;\n    let mut tcp = TcpConnector::new();"),
-    ]),
     "turns": ("aws::turns: a batch's calls started a scheduler turn apart", "starting them all in one poll", [
         ("src/aws/turns.rs", "            .replace(next);\n", "            .take()\n            .filter(|_| false);\n        drop(next);\n"),
-    ]),
-    "records": ("store::dynamodb::records: BatchGetItem answers read into records", "the SDK's deserializer", [
-        ("src/store/dynamodb/mod.rs", "                .customize()\n                .interceptor(reader.clone())\n", ""),
     ]),
     "hs256": ("auth::hs256: HS256 through ring", "jsonwebtoken's rust_crypto backend", [
         ("Cargo.toml", 'jsonwebtoken = { version = "12", default-features = false }',
          'jsonwebtoken = { version = "12", default-features = false, features = ["rust_crypto"] }'),
         ("src/auth.rs", "        hs256::install();\n", ""),
-    ]),
-    "alloc": ("alloc: mimalloc, committing on demand", "glibc's malloc", [
-        ("src/bin/lambda/http.rs", "image_delete::use_tuned_allocator!();\n", ""),
     ]),
 }
 # The rows compared, as bench/power.py names them, and whether each is a wall-time
@@ -221,7 +209,7 @@ def main():
     parser.add_argument("--sizes", default="256,1769")
     parser.add_argument("--cold-starts", type=int, default=20)
     parser.add_argument("--warm-requests", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-build", action="store_true", help="measure the builds of an earlier run")
     parser.add_argument("--check", action="store_true", help="only apply each piece's edits and cargo check the copy")
     args = parser.parse_args()

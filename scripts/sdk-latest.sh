@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make sdk-latest: the equivalence tests of the hand-written AWS pieces (src/aws/: the
-# client's bytes on the wire against the SDK's client's; the BatchGetItem reader
-# against the SDK's own parser) run against the newest semver-compatible
+# client's bytes on the wire against the SDK's client's, retries, limits; the store
+# adapters over it) run against the newest semver-compatible
 # releases of the AWS SDK crates on the registry, in a copy of the committed tree, so
 # that an SDK upgrade that breaks a piece is seen before it lands. Cargo.lock is left
 # as committed. Prints the versions tried and one summary line.

@@ -165,18 +165,6 @@ pub fn token(data: &[u8]) {
     }
 }
 
-/// A `BatchGetItem` answer's body, as DynamoDB (or anything on the path) might send
-/// it, through the record reader (`store::dynamodb::records`): what it hands on to the SDK is
-/// always a well-formed JSON object (its values are the answer's own, as they were:
-/// a number beyond `f64`, say, is the SDK's to judge, as before).
-pub fn batch_get_answer(data: &[u8]) {
-    if let Some((_, rest)) = crate::store::dynamodb::records::split(data, "images") {
-        let rest: &serde_json::value::RawValue =
-            serde_json::from_str(&rest).expect("the rest is well-formed JSON");
-        assert!(rest.get().starts_with('{'), "the rest is an object");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Replays the committed corpus of every fuzz target (`fuzz/corpus/<target>/`).
@@ -208,10 +196,5 @@ mod tests {
     #[test]
     fn the_token_corpus_replays_without_a_panic() {
         replay("token", super::token);
-    }
-
-    #[test]
-    fn the_batch_get_answer_corpus_replays_without_a_panic() {
-        replay("batch_get_answer", super::batch_get_answer);
     }
 }

@@ -2,7 +2,6 @@
 //! DynamoDB/S3 adapters, and the HTTP entry point. Each Lambda trigger is a thin
 //! binary under `src/bin/lambda/` over this library.
 
-pub mod alloc;
 pub mod auth;
 pub mod aws;
 pub mod config;

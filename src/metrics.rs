@@ -2,7 +2,6 @@
 //! invocation, turned into metrics by CloudWatch Logs with no API call and no agent.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The namespace every metric of this service is published under.
@@ -17,19 +16,10 @@ pub struct Metrics {
     pub unprocessed_retries: u64,
     pub s3_key_errors: u64,
     pub failed_messages: u64,
-    /// `BatchGetItem` answers of status 200 that the record reader left to the SDK's
-    /// deserializer (`store::dynamodb::records`): taken from [`READER_FALLBACKS`].
-    pub reader_fallbacks: u64,
 }
 
-/// Successful `BatchGetItem` answers the record reader could not read and left to the
-/// SDK, counted process-wide until the next invocation's metrics take them. Never 0 in
-/// production means the fast path has stopped applying (say, an SDK upgrade changed
-/// what it is handed) and the function runs on the SDK's slower path.
-pub static READER_FALLBACKS: AtomicU64 = AtomicU64::new(0);
-
 impl Metrics {
-    fn values(&self) -> [(&'static str, u64); 7] {
+    fn values(&self) -> [(&'static str, u64); 6] {
         [
             ("ImagesDeleted", self.images_deleted),
             ("ObjectsDeleted", self.objects_deleted),
@@ -37,7 +27,6 @@ impl Metrics {
             ("UnprocessedRetries", self.unprocessed_retries),
             ("S3KeyErrors", self.s3_key_errors),
             ("FailedMessages", self.failed_messages),
-            ("ReaderFallbacks", self.reader_fallbacks),
         ]
     }
 
@@ -71,21 +60,13 @@ impl Metrics {
         serde_json::from_str(&self.to_emf_line(trigger, timestamp_ms)).unwrap_or_default()
     }
 
-    /// These counters and the process-wide ones counted since the last take
-    /// ([`READER_FALLBACKS`]), which are reset.
-    pub fn with_fallbacks(mut self) -> Self {
-        self.reader_fallbacks += READER_FALLBACKS.swap(0, Ordering::Relaxed);
-        self
-    }
-
-    /// Writes the EMF line to stdout (where the Lambda runtime ships it to CloudWatch),
-    /// with the fallbacks counted since the last line ([`Metrics::with_fallbacks`]).
+    /// Writes the EMF line to stdout (where the Lambda runtime ships it to CloudWatch).
     pub fn emit(&self, trigger: &str) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let mut line = self.clone().with_fallbacks().to_emf_line(trigger, now);
+        let mut line = self.to_emf_line(trigger, now);
         line.push('\n');
         let _ = std::io::stdout().lock().write_all(line.as_bytes());
     }
@@ -119,18 +100,5 @@ mod tests {
         assert!(!odd.contains('\n'));
         let parsed: serde_json::Value = serde_json::from_str(&odd).unwrap();
         assert_eq!(parsed["Trigger"], "a\"b\nc");
-    }
-
-    #[test]
-    fn fallbacks_are_reported_once_by_the_next_line() {
-        // GIVEN two answers left to the SDK since the last line (nextest runs each
-        // test in a process of its own: the counter is this test's)
-        READER_FALLBACKS.fetch_add(2, Ordering::Relaxed);
-        // WHEN the next invocation's counters are completed, then the one after's
-        let first = Metrics::default().with_fallbacks();
-        let second = Metrics::default().with_fallbacks();
-        // THEN the first reports both, the second none
-        assert_eq!(first.to_emf("http", 1)["ReaderFallbacks"], 2);
-        assert_eq!(second.reader_fallbacks, 0);
     }
 }

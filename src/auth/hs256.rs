@@ -1,8 +1,8 @@
 //! HS256, the only algorithm tokens use, computed by ring for jsonwebtoken.
 //!
 //! jsonwebtoken's `rust_crypto` backend brings RSA, ECDSA and EdDSA code this
-//! function never runs (binary size on every cold start) and HMACs with the portable
-//! `sha2` crate (twice ring's instructions, callgrind). jsonwebtoken accepts a
+//! function never runs (7.4 % of the zip, `make pieces`) and HMACs with the portable
+//! `sha2` crate. jsonwebtoken accepts a
 //! process-wide `CryptoProvider` instead: this one signs and verifies HS256 with
 //! ring (the verification in constant time) and refuses every other algorithm.
 

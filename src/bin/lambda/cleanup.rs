@@ -7,8 +7,6 @@ use image_delete::startup;
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
-image_delete::use_tuned_allocator!();
-
 fn main() -> Result<(), Error> {
     startup::init_logging();
     startup::tokio_runtime()?.block_on(serve())

@@ -8,8 +8,6 @@ use image_delete::startup;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use lambda_http::{Error, service_fn};
 
-image_delete::use_tuned_allocator!();
-
 fn main() -> Result<(), Error> {
     startup::init_logging();
     startup::tokio_runtime()?.block_on(serve())

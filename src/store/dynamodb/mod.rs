@@ -8,9 +8,6 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
-pub(crate) mod records;
-
-use self::records::RecordReader;
 use super::{deadline_passed, in_chunks, send_before};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::ports::{AlbumPage, Catalog, Lookup, Partial, StoreError, StoreErrorKind};
@@ -85,13 +82,10 @@ impl DynamoCatalog {
                 .expression_attribute_names("#keys", ATTR_OBJECT_KEYS)
                 .build()
                 .expect("keys are set");
-            let reader = RecordReader::new(self.table.clone());
             let sent = self
                 .client
                 .batch_get_item()
                 .request_items(&*self.table, request)
-                .customize()
-                .interceptor(reader.clone())
                 .send();
             let output = match send_before(deadline, OP, sent).await {
                 Ok(output) => output,
@@ -101,15 +95,12 @@ impl DynamoCatalog {
                     return lookup;
                 }
             };
-            let records = reader.take().unwrap_or_else(|| {
-                output
-                    .responses()
-                    .and_then(|r| r.get(&*self.table))
-                    .into_iter()
-                    .flatten()
-                    .map(parse_record)
-                    .collect()
-            });
+            let records = output
+                .responses()
+                .and_then(|r| r.get(&*self.table))
+                .into_iter()
+                .flatten()
+                .map(parse_record);
             for record in records {
                 match record {
                     Ok(record) => lookup.found.push(record),
@@ -229,9 +220,8 @@ fn parse_record(item: &Item) -> Parsed {
     record_from(text(ATTR_ID), text(ATTR_ALBUM_ID), keys)
 }
 
-/// The rules of a readable record, for both readers (`parse_record`, and
-/// `records::RecordReader`): `id` and `album_id` strings that parse, and object keys
-/// that parse, if any. `id` and `album_id` are the attributes' values when strings.
+/// The rules of a readable record: `id` and `album_id` strings that parse, and object
+/// keys that parse, if any. `id` and `album_id` are the attributes' values when strings.
 pub(crate) fn record_from<S: AsRef<str>>(
     id: Option<&str>,
     album_id: Option<&str>,
@@ -370,17 +360,6 @@ pub(crate) mod tests {
                 AttributeValue::Ss(vec![format!("k/{id}")]),
             ),
         ])
-    }
-
-    /// The records of `table` in the SDK's output, read by `parse_record`.
-    pub(crate) fn sdk_parse(output: &BatchGetItemOutput, table: &str) -> Vec<Parsed> {
-        output
-            .responses()
-            .and_then(|r| r.get(table))
-            .into_iter()
-            .flatten()
-            .map(parse_record)
-            .collect()
     }
 
     fn keys_of(
