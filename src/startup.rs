@@ -81,25 +81,11 @@ pub fn https_client(extra: Option<Vec<u8>>) -> Result<SharedHttpClient, InitErro
     Ok(https::client(&bundles)?)
 }
 
-/// The shared AWS config of every client the function builds. Derefs to the config.
-#[derive(Clone, Debug)]
-pub struct Aws {
-    pub sdk: SdkConfig,
-}
-
-impl std::ops::Deref for Aws {
-    type Target = SdkConfig;
-
-    fn deref(&self) -> &SdkConfig {
-        &self.sdk
-    }
-}
-
 /// The shared AWS config: endpoints from the standard environment, explicit timeouts,
 /// the HTTPS client above, and, when the environment holds them (as on Lambda), region
 /// and credentials read straight from it rather than through the provider chains
 /// (which build an STS client and read profile files).
-pub async fn aws_config() -> Result<Aws, InitError> {
+pub async fn aws_config() -> Result<SdkConfig, InitError> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
@@ -122,15 +108,13 @@ pub async fn aws_config() -> Result<Aws, InitError> {
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         );
     }
-    Ok(Aws {
-        sdk: loader.load().await,
-    })
+    Ok(loader.load().await)
 }
 
 /// The deletion core over DynamoDB and S3.
-pub fn deleter(config: &Config, aws: &Aws) -> Deleter {
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws.sdk);
-    let s3_config = aws_sdk_s3::config::Builder::from(&aws.sdk)
+pub fn deleter(config: &Config, aws: &SdkConfig) -> Deleter {
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let s3_config = aws_sdk_s3::config::Builder::from(aws)
         .force_path_style(config.s3_path_style)
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(s3_config);
@@ -185,7 +169,7 @@ const PRECONNECT_BUDGET: Duration = Duration::from_secs(2);
 /// their connections and TLS sessions open, their lazily built state made, in init
 /// rather than in the first request. Off by default: on an on-demand cold start the
 /// caller waits for init and the first request alike, so it gains nothing there.
-pub async fn api(config: &Config, aws: &Aws) -> Result<Api, InitError> {
+pub async fn api(config: &Config, aws: &SdkConfig) -> Result<Api, InitError> {
     let deleter = deleter(config, aws);
     if config.preconnect {
         deleter.warm_up(Deadline::after(PRECONNECT_BUDGET)).await;
@@ -207,19 +191,17 @@ const CLEANUP_MAX_ATTEMPTS: u32 = 8;
 /// send rate that every concurrent call shares, and the rate recovers as calls
 /// succeed, so an album cleanup settles near the services' limits instead of
 /// retrying each call blindly.
-pub fn cleanup(config: &Config, aws: &Aws) -> Result<Cleanup, InitError> {
+pub fn cleanup(config: &Config, aws: &SdkConfig) -> Result<Cleanup, InitError> {
     let queue_url = config
         .cleanup_queue_url
         .clone()
         .ok_or(ConfigError::Missing("CLEANUP_QUEUE_URL"))?;
-    let aws = &Aws {
-        sdk: aws
-            .to_builder()
-            .retry_config(
-                aws_config::retry::RetryConfig::adaptive().with_max_attempts(CLEANUP_MAX_ATTEMPTS),
-            )
-            .build(),
-    };
+    let aws = &aws
+        .to_builder()
+        .retry_config(
+            aws_config::retry::RetryConfig::adaptive().with_max_attempts(CLEANUP_MAX_ATTEMPTS),
+        )
+        .build();
     let handoff = SqsHandOff::new(aws_sdk_sqs::Client::new(aws), queue_url);
     Ok(Cleanup::new(
         deleter(config, aws),

@@ -639,7 +639,8 @@ mod tests {
         assert_eq!(w.objects.calls(), 0);
     }
 
-    /// The memory object store, slow to answer; it notes how many records were left when it was done.
+    /// The memory object store, slow to answer; it notes how many records were left
+    /// when it was done.
     struct Slow {
         inner: Arc<MemoryObjectStore>,
         catalog: Arc<MemoryCatalog>,

@@ -121,13 +121,11 @@ async fn api_through(app: &TestApp, proxy: &Proxy) -> Api {
 }
 
 /// The app's AWS config pointed at the proxy; the same HTTP client.
-fn through(app: &TestApp, proxy: &Proxy) -> startup::Aws {
+fn through(app: &TestApp, proxy: &Proxy) -> aws_config::SdkConfig {
     let mut config = app.aws.to_builder();
     config.set_service_config(Some(NoServiceConfig));
     config.set_endpoint_url(Some(proxy.url()));
-    startup::Aws {
-        sdk: config.build(),
-    }
+    config.build()
 }
 
 #[derive(Clone, Debug)]

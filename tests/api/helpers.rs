@@ -35,7 +35,7 @@ pub const SEED_IDS: [&str; 9] = [
 pub struct TestApp {
     pub api: Api,
     pub config: Config,
-    pub aws: startup::Aws,
+    pub aws: aws_config::SdkConfig,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -104,7 +104,7 @@ impl TestApp {
         let api = startup::api(&config, &aws).await.expect("api builds");
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&aws.sdk)
+            aws_sdk_s3::config::Builder::from(&aws)
                 .force_path_style(true)
                 .build(),
         );

@@ -193,53 +193,27 @@ impl DynamoCatalog {
 }
 
 /// A record read, or the id of one that cannot be (when that much is readable).
-pub(crate) type Parsed = Result<ImageRecord, Option<ImageId>>;
+type Parsed = Result<ImageRecord, Option<ImageId>>;
 
-/// A record's `object_keys` attribute, as far as the rules below care.
-pub(crate) enum ObjectKeys<'a, S> {
-    /// Absent or `NULL`: an image without objects.
-    None,
-    /// A string set.
-    Set(&'a [S]),
-    /// Any other type.
-    OtherType,
-}
-
-/// Reads a record from the SDK's output.
+/// Reads a record from the SDK's output: `id` and `album_id` strings that parse, and
+/// `object_keys` absent, `NULL` or a string set of keys that parse.
 fn parse_record(item: &Item) -> Parsed {
-    let text = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-    };
-    let keys = match item.get(ATTR_OBJECT_KEYS) {
-        None | Some(AttributeValue::Null(_)) => ObjectKeys::None,
-        Some(AttributeValue::Ss(keys)) => ObjectKeys::Set(keys),
-        Some(_) => ObjectKeys::OtherType,
-    };
-    record_from(text(ATTR_ID), text(ATTR_ALBUM_ID), keys)
-}
-
-/// The rules of a readable record: `id` and `album_id` strings that parse, and object
-/// keys that parse, if any. `id` and `album_id` are the attributes' values when strings.
-pub(crate) fn record_from<S: AsRef<str>>(
-    id: Option<&str>,
-    album_id: Option<&str>,
-    keys: ObjectKeys<S>,
-) -> Parsed {
-    let id = id.and_then(|s| ImageId::parse(s).ok()).ok_or(None)?;
-    let Some(album_id) = album_id.and_then(|s| AlbumId::parse(s).ok()) else {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+    let id = text(ATTR_ID)
+        .and_then(|s| ImageId::parse(s).ok())
+        .ok_or(None)?;
+    let Some(album_id) = text(ATTR_ALBUM_ID).and_then(|s| AlbumId::parse(s).ok()) else {
         return Err(Some(id));
     };
-    let object_keys = match keys {
-        ObjectKeys::None => Vec::new(),
-        ObjectKeys::Set(keys) => {
-            match keys.iter().map(|k| ObjectKey::parse(k.as_ref())).collect() {
+    let object_keys = match item.get(ATTR_OBJECT_KEYS) {
+        None | Some(AttributeValue::Null(_)) => Vec::new(),
+        Some(AttributeValue::Ss(keys)) => {
+            match keys.iter().map(|k| ObjectKey::parse(k)).collect() {
                 Some(keys) => keys,
                 None => return Err(Some(id)),
             }
         }
-        ObjectKeys::OtherType => return Err(Some(id)),
+        Some(_) => return Err(Some(id)),
     };
     Ok(ImageRecord {
         id,
