@@ -41,6 +41,7 @@ pub(crate) fn api_and_stores() -> (Api, Arc<MemoryCatalog>, Arc<MemoryObjectStor
             id: ImageId::parse(id).expect("a valid id"),
             album_id: AlbumId::parse("00100000123BB121").expect("a valid album"),
             object_keys: vec![ObjectKey::parse(&key).expect("a valid key")],
+            rest: Default::default(),
         });
     }
     let deleter = Deleter::new(catalog.clone(), objects.clone());

@@ -1,11 +1,14 @@
-//! The two things the deletion core needs from the outside world, spoken in domain
-//! types. Each has an AWS adapter and an in-memory fake in `store`.
+//! What the deletion core needs from the outside world, spoken in domain types: the
+//! catalog of records and the object store, and for the trash (`docs/trash.md`) the
+//! trash itself and the objects' versions. Each has an in-memory fake in `store`, and
+//! an AWS adapter there (the trash's adapters are to come: issue 26).
 
 use std::error::Error as StdError;
 use std::fmt;
 
 use async_trait::async_trait;
 
+use crate::domain::trash::{ObjectVersion, TrashEntry, UnixTime};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::retry::Deadline;
 
@@ -58,12 +61,78 @@ pub trait ObjectStore: Send + Sync {
     /// As `Catalog::warm_up`, for the object store.
     async fn warm_up(&self, _deadline: Deadline) {}
 }
-/// What a catalog read found.
-#[derive(Debug, Default)]
-pub struct Lookup {
-    pub found: Vec<ImageRecord>,
-    /// Ids whose record could not be read (or not understood): their fate is unknown.
-    pub unread: Vec<ImageId>,
+/// The trash: entries of trashed images (DynamoDB's trash table in production). The
+/// moves in and out write an image's record and its entry together.
+#[async_trait]
+pub trait Trash: Send + Sync {
+    /// Reads the entries of `ids`, strongly consistent. Ids without one are absent.
+    async fn get(&self, ids: &[ImageId], deadline: Deadline) -> Lookup<TrashEntry>;
+
+    /// Puts each entry and deletes its image's record: an image is done (not
+    /// `failed`) when both are written.
+    async fn move_in(&self, entries: &[TrashEntry], deadline: Deadline) -> Partial<ImageId>;
+
+    /// Puts each entry unless its image has one already: for records that left the
+    /// catalog without their entry (a half-applied move, or a delete by someone else).
+    async fn adopt(&self, entries: &[TrashEntry], deadline: Deadline) -> Partial<ImageId>;
+
+    /// Puts each entry's record back in the catalog exactly as it was; the entry
+    /// stays (restore removes it after: an image is never in neither place).
+    async fn put_back(&self, entries: &[TrashEntry], deadline: Deadline) -> Partial<ImageId>;
+
+    /// Removes the entries of `ids` (erased for good).
+    async fn remove(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId>;
+
+    /// One page of `album`'s trash, newest first, starting after `after`.
+    async fn page(
+        &self,
+        album: &AlbumId,
+        after: Option<&TrashCursor>,
+        limit: usize,
+        deadline: Deadline,
+    ) -> Result<TrashPage, StoreError>;
+}
+
+/// Where a trash listing goes on: the last entry of the page before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashCursor {
+    pub deleted_at: UnixTime,
+    pub id: ImageId,
+}
+
+/// A page of an album's trash, newest first; `next` is where the following one starts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TrashPage {
+    pub entries: Vec<TrashEntry>,
+    pub next: Option<TrashCursor>,
+}
+
+/// The versions of objects in a versioned store (S3 with versioning on): what restore
+/// and erasure need beyond `ObjectStore::delete`, which there adds a delete marker.
+#[async_trait]
+pub trait ObjectVersions: Send + Sync {
+    /// Every version of each key, delete markers included, newest first per key; a
+    /// key with no version at all is absent.
+    async fn versions(
+        &self,
+        keys: &[ObjectKey],
+        deadline: Deadline,
+    ) -> Lookup<ObjectVersion, ObjectKey>;
+
+    /// Deletes these versions for good (a delete marker so deleted stops hiding).
+    async fn delete_versions(
+        &self,
+        versions: &[ObjectVersion],
+        deadline: Deadline,
+    ) -> Partial<ObjectVersion>;
+}
+
+/// What a read found; `T` is what is read (records by default), `K` what it is read by.
+#[derive(Debug)]
+pub struct Lookup<T = ImageRecord, K = ImageId> {
+    pub found: Vec<T>,
+    /// Ids (or keys) whose item could not be read or understood: their fate is unknown.
+    pub unread: Vec<K>,
     /// Why some ids are unread; `Some` whenever `unread` is not empty.
     pub error: Option<StoreError>,
     /// Calls repeated for unprocessed keys.
@@ -106,8 +175,19 @@ impl<K> FromIterator<Partial<K>> for Partial<K> {
     }
 }
 
-impl FromIterator<Lookup> for Lookup {
-    fn from_iter<I: IntoIterator<Item = Lookup>>(parts: I) -> Self {
+impl<T, K> Default for Lookup<T, K> {
+    fn default() -> Self {
+        Self {
+            found: Vec::new(),
+            unread: Vec::new(),
+            error: None,
+            retries: 0,
+        }
+    }
+}
+
+impl<T, K> FromIterator<Lookup<T, K>> for Lookup<T, K> {
+    fn from_iter<I: IntoIterator<Item = Lookup<T, K>>>(parts: I) -> Self {
         parts.into_iter().fold(Self::default(), |mut all, part| {
             all.found.extend(part.found);
             all.unread.extend(part.unread);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::deletion::{Authority, Deleter};
 use super::ids::{AlbumId, ImageId, ImageIds};
+use super::trash::{RequestId, Trigger};
 use crate::ports::StoreError;
 use crate::retry::Deadline;
 
@@ -41,6 +42,7 @@ impl Deleter {
         album: &AlbumId,
         page_size: usize,
         prefetch: bool,
+        request_id: &RequestId,
         deadline: Deadline,
         margin: Duration,
     ) -> AlbumOutcome {
@@ -74,9 +76,14 @@ impl Deleter {
             };
             let ids = ImageIds::from_ids(current.ids);
             let delete = async {
-                self.delete(&ids, Authority::System, deadline)
-                    .await
-                    .expect("system authority is never denied")
+                self.delete(
+                    &ids,
+                    Authority::System(Trigger::Album),
+                    request_id,
+                    deadline,
+                )
+                .await
+                .expect("system authority is never denied")
             };
             let (result, next) = match current.next {
                 Some(after) if prefetch => {
@@ -126,6 +133,7 @@ mod tests {
                 id: ImageId::parse(&id).unwrap(),
                 album_id: AlbumId::parse(album).unwrap(),
                 object_keys: vec![ObjectKey::parse(&key).unwrap()],
+                rest: Default::default(),
             });
         }
         let deleter = Deleter::new(catalog.clone(), objects.clone());
@@ -144,6 +152,7 @@ mod tests {
                     &album,
                     3,
                     prefetch,
+                    &RequestId::new("test"),
                     Deadline::after(Duration::from_secs(5)),
                     Duration::ZERO,
                 )
@@ -165,6 +174,7 @@ mod tests {
                 &album,
                 2,
                 true,
+                &RequestId::new("test"),
                 Deadline::after(Duration::from_millis(10)),
                 Duration::from_secs(1),
             )

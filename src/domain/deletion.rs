@@ -4,6 +4,11 @@
 //! anything is deleted; objects go before records, so a record outlives its objects
 //! (and stays the to-do list) whenever an object could not be deleted; an id is
 //! reported deleted only when its record and all its objects are gone.
+//!
+//! With the trash on (`Deleter::with_trash`), the same three waves move images to the
+//! trash instead: objects get delete markers (the bucket is versioned) and the last
+//! wave writes each image's trash entry with its record's delete. Restore and erasure
+//! are in `restore`.
 
 use foldhash::{HashMap, HashSet, HashSetExt};
 use std::sync::Arc;
@@ -12,7 +17,10 @@ use std::time::Duration;
 use super::ImageRecord;
 use super::claims::Abilities;
 use super::ids::{ImageId, ImageIds, ObjectKey};
-use crate::ports::{Catalog, ObjectStore, Partial, StoreError, StoreErrorKind};
+use super::trash::{Actor, RequestId, Stamp, TrashDays, TrashEntry, Trigger, UnixTime};
+use crate::ports::{
+    Catalog, ObjectStore, ObjectVersions, Partial, StoreError, StoreErrorKind, Trash,
+};
 use crate::retry::Deadline;
 
 /// Time past the working deadline that the confirming re-read may take: half of the
@@ -23,9 +31,10 @@ const CONFIRM_GRACE: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone, Copy)]
 pub enum Authority<'a> {
     /// A trigger whose own IAM policy is the authorization (cleanup jobs).
-    System,
+    System(Trigger),
     /// A token holder: may delete an image when its album grants any of `required`.
     Token {
+        user_id: &'a str,
         abilities: &'a Abilities,
         required: &'a [String],
     },
@@ -61,16 +70,70 @@ pub struct DeleteOutcome {
     pub object_errors: u64,
 }
 
-/// Deletes images through the catalog and object store ports.
+impl Authority<'_> {
+    /// Who this is, for a trash entry.
+    pub fn actor(&self) -> Actor {
+        match self {
+            Self::System(trigger) => Actor::System(*trigger),
+            Self::Token { user_id, .. } => Actor::User((*user_id).to_owned()),
+        }
+    }
+}
+
+/// Deletes images through the catalog and object store ports, into the trash when one
+/// is set.
 #[derive(Clone)]
 pub struct Deleter {
-    catalog: Arc<dyn Catalog>,
-    objects: Arc<dyn ObjectStore>,
+    pub(super) catalog: Arc<dyn Catalog>,
+    pub(super) objects: Arc<dyn ObjectStore>,
+    pub(super) bin: Option<Bin>,
+    /// The time a trash entry is stamped with (a fixed one in tests).
+    pub(super) clock: fn() -> UnixTime,
+}
+
+/// Where trashed images go, and for how long.
+#[derive(Clone)]
+pub(super) struct Bin {
+    pub(super) trash: Arc<dyn Trash>,
+    pub(super) versions: Arc<dyn ObjectVersions>,
+    pub(super) days: TrashDays,
 }
 
 impl Deleter {
     pub fn new(catalog: Arc<dyn Catalog>, objects: Arc<dyn ObjectStore>) -> Self {
-        Self { catalog, objects }
+        Self {
+            catalog,
+            objects,
+            bin: None,
+            clock: UnixTime::now,
+        }
+    }
+
+    /// Deletions move images to `trash` for `days`; the object store must be
+    /// versioned, `versions` its versions' side.
+    pub fn with_trash(
+        mut self,
+        trash: Arc<dyn Trash>,
+        versions: Arc<dyn ObjectVersions>,
+        days: TrashDays,
+    ) -> Self {
+        self.bin = Some(Bin {
+            trash,
+            versions,
+            days,
+        });
+        self
+    }
+
+    /// Stamps trash entries with `clock`'s time.
+    pub fn with_clock(mut self, clock: fn() -> UnixTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether deletions go to the trash.
+    pub fn trashes(&self) -> bool {
+        self.bin.is_some()
     }
 
     pub(crate) fn catalog(&self) -> &dyn Catalog {
@@ -104,10 +167,13 @@ impl Deleter {
     /// request also fails closed: if any requested record could not be read, it cannot
     /// be authorized, so nothing is deleted and every id is left `failed` (or
     /// `missing`) with the read's error. System authority deletes what it could read.
+    ///
+    /// `request_id` is the invocation's, recorded in trash entries.
     pub async fn delete(
         &self,
         ids: &ImageIds,
         authority: Authority<'_>,
+        request_id: &RequestId,
         deadline: Deadline,
     ) -> Result<DeleteOutcome, Denied> {
         if ids.is_empty() {
@@ -167,13 +233,35 @@ impl Deleter {
                 .collect();
             let result = if to_unrecord.is_empty() {
                 None
+            } else if let Some(bin) = &self.bin {
+                let stamp = Stamp {
+                    by: authority.actor(),
+                    request_id: request_id.clone(),
+                    at: (self.clock)(),
+                };
+                let entries: Vec<TrashEntry> = to_unrecord
+                    .iter()
+                    .map(|id| TrashEntry::new(found[id].clone(), &stamp, bin.days))
+                    .collect();
+                let result = bin.trash.move_in(&entries, deadline).await;
+                // The entries of failed moves: the confirmation may have to write them.
+                let failed: HashSet<ImageId> = result.failed.iter().cloned().collect();
+                let unsure = entries
+                    .into_iter()
+                    .filter(|e| failed.contains(&e.record.id));
+                Some((result, unsure.collect()))
             } else {
-                Some(self.catalog.delete(&to_unrecord, deadline).await)
+                Some((
+                    self.catalog.delete(&to_unrecord, deadline).await,
+                    Vec::new(),
+                ))
             };
-            if let Some(result) = result {
+            if let Some((result, entries)) = result {
                 retries += result.retries;
                 if !result.failed.is_empty() {
-                    let check = self.confirm(result.failed, result.error, deadline).await;
+                    let check = self
+                        .confirm(result.failed, entries, result.error, deadline)
+                        .await;
                     failed.extend(check.remaining);
                     unconfirmed = check.unconfirmed;
                     error = StoreError::worst(error, check.error);
@@ -206,26 +294,62 @@ impl Deleter {
         Ok(outcome)
     }
 
-    /// After record deletes failed, finds out which records are in fact gone: a failed
-    /// call may have been applied with its answer lost (a reset, a timeout). One
-    /// consistent read, given part of the answer margin, since it is what makes the
-    /// answer exact.
+    /// After record deletes (or trash moves) failed, finds out which records are in
+    /// fact gone: a failed call may have been applied with its answer lost (a reset, a
+    /// timeout). One consistent read, given part of the answer margin, since it is
+    /// what makes the answer exact. With the trash, a record gone also needs its entry:
+    /// the re-read covers both, and an entry not written is written again (`adopt`).
     async fn confirm(
         &self,
         ids: Vec<ImageId>,
+        entries: Vec<TrashEntry>,
         cause: Option<StoreError>,
         deadline: Deadline,
     ) -> Confirmation {
-        let check = self
-            .catalog
-            .get(&ids, deadline.extended(CONFIRM_GRACE))
-            .await;
-        let still_there: HashSet<ImageId> = check
+        let deadline = deadline.extended(CONFIRM_GRACE);
+        let (check, trashed) = match &self.bin {
+            Some(bin) => {
+                let (check, trashed) = futures_util::future::join(
+                    self.catalog.get(&ids, deadline),
+                    bin.trash.get(&ids, deadline),
+                )
+                .await;
+                (check, Some(trashed))
+            }
+            None => (self.catalog.get(&ids, deadline).await, None),
+        };
+        let mut still_there: HashSet<ImageId> = check
             .found
             .into_iter()
             .map(|r| r.id)
             .chain(check.unread.iter().cloned())
             .collect();
+        let mut unconfirmed = check.unread;
+        let mut error = check.error;
+        let mut retries = check.retries;
+        if let (Some(bin), Some(trashed)) = (&self.bin, trashed) {
+            // Gone from the catalog: done only once the entry is there too.
+            let have: HashSet<&ImageId> = trashed.found.iter().map(|e| &e.record.id).collect();
+            let unknown: HashSet<&ImageId> = trashed.unread.iter().collect();
+            let orphans: Vec<TrashEntry> = entries
+                .into_iter()
+                .filter(|e| !still_there.contains(&e.record.id) && !have.contains(&e.record.id))
+                .collect();
+            let adopted = if orphans.is_empty() {
+                Partial::default()
+            } else {
+                bin.trash.adopt(&orphans, deadline).await
+            };
+            // Unknown: the entry's read failed; an entry the adoption may not have
+            // written. Either way the record is gone and the image not reported.
+            for id in unknown.into_iter().chain(&adopted.failed) {
+                if still_there.insert(id.clone()) {
+                    unconfirmed.push(id.clone());
+                }
+            }
+            error = StoreError::worst(StoreError::worst(error, trashed.error), adopted.error);
+            retries += trashed.retries + adopted.retries;
+        }
         let remaining: Vec<ImageId> = ids
             .into_iter()
             .filter(|id| still_there.contains(id))
@@ -234,11 +358,11 @@ impl Deleter {
             error: if remaining.is_empty() {
                 None
             } else {
-                StoreError::worst(cause, check.error)
+                StoreError::worst(cause, error)
             },
             remaining,
-            unconfirmed: check.unread,
-            retries: check.retries,
+            unconfirmed,
+            retries,
         }
     }
 }
@@ -257,6 +381,7 @@ fn authorize(found: &[ImageRecord], authority: Authority<'_>) -> Result<(), Deni
     let Authority::Token {
         abilities,
         required,
+        ..
     } = authority
     else {
         return Ok(());
@@ -296,7 +421,12 @@ mod tests {
         /// Deletes `raw` with system authority (a cleanup trigger).
         async fn delete_as_system(&self, raw: &[&str]) -> DeleteOutcome {
             self.deleter
-                .delete(&ids(raw), Authority::System, deadline())
+                .delete(
+                    &ids(raw),
+                    Authority::System(Trigger::Cleanup),
+                    &RequestId::new("test"),
+                    deadline(),
+                )
                 .await
                 .expect("system authority is never denied")
         }
@@ -305,10 +435,13 @@ mod tests {
         async fn delete_as_token_for_a(&self, raw: &[&str]) -> Result<DeleteOutcome, Denied> {
             let (claims, required) = (claims_for(&["a"]), required());
             let auth = Authority::Token {
+                user_id: "u",
                 abilities: &claims.abilities,
                 required: &required,
             };
-            self.deleter.delete(&ids(raw), auth, deadline()).await
+            self.deleter
+                .delete(&ids(raw), auth, &RequestId::new("test"), deadline())
+                .await
         }
     }
 
@@ -334,6 +467,7 @@ mod tests {
             id: ImageId::parse(id).unwrap(),
             album_id: AlbumId::parse(album).unwrap(),
             object_keys: keys.iter().map(|k| ObjectKey::parse(k).unwrap()).collect(),
+            rest: Default::default(),
         }
     }
 
@@ -376,13 +510,19 @@ mod tests {
         let claims = claims_for(&["a"]);
         let required = required();
         let auth = Authority::Token {
+            user_id: "u",
             abilities: &claims.abilities,
             required: &required,
         };
         // WHEN A2, a nonexistent id and A1 are deleted
         let outcome = w
             .deleter
-            .delete(&ids(&[A2, NONE, A1]), auth, deadline())
+            .delete(
+                &ids(&[A2, NONE, A1]),
+                auth,
+                &RequestId::new("test"),
+                deadline(),
+            )
             .await
             .unwrap();
         // THEN both images are gone, records and objects, and the missing id is missing
@@ -418,7 +558,12 @@ mod tests {
         let deleter = Deleter::new(catalog.clone(), objects.clone());
         // WHEN both are deleted
         let outcome = deleter
-            .delete(&ids(&[A1, A2]), Authority::System, deadline())
+            .delete(
+                &ids(&[A1, A2]),
+                Authority::System(Trigger::Cleanup),
+                &RequestId::new("test"),
+                deadline(),
+            )
             .await
             .unwrap();
         // THEN one delete names each key once, first sighting first, and both are gone
@@ -435,13 +580,14 @@ mod tests {
         let claims = claims_for(&["a"]);
         let required = required();
         let auth = Authority::Token {
+            user_id: "u",
             abilities: &claims.abilities,
             required: &required,
         };
         // WHEN it asks for A1 and B1 (album "b")
         let denied = w
             .deleter
-            .delete(&ids(&[A1, B1]), auth, deadline())
+            .delete(&ids(&[A1, B1]), auth, &RequestId::new("test"), deadline())
             .await
             .unwrap_err();
         // THEN it is denied for B1 and nothing at all is deleted
@@ -457,12 +603,13 @@ mod tests {
         let claims = claims_for(&["a"]);
         let required = vec!["image_list".to_string()];
         let auth = Authority::Token {
+            user_id: "u",
             abilities: &claims.abilities,
             required: &required,
         };
         assert!(
             w.deleter
-                .delete(&ids(&[A1]), auth, deadline())
+                .delete(&ids(&[A1]), auth, &RequestId::new("test"), deadline())
                 .await
                 .is_err()
         );
@@ -631,7 +778,12 @@ mod tests {
         let w = world();
         let outcome = w
             .deleter
-            .delete(&ImageIds::default(), Authority::System, deadline())
+            .delete(
+                &ImageIds::default(),
+                Authority::System(Trigger::Cleanup),
+                &RequestId::new("test"),
+                deadline(),
+            )
             .await
             .unwrap();
         assert!(outcome.deleted.is_empty());

@@ -14,6 +14,7 @@ use super::ImageRecord;
 use super::claims::Claims;
 use super::deletion::{Authority, DeleteOutcome, Deleter, Denied};
 use super::ids::{AlbumId, ImageId, ImageIds, ObjectKey};
+use super::trash::{RequestId, Trigger};
 use crate::ports::StoreErrorKind;
 use crate::retry::Deadline;
 use crate::store::memory::{Fault, MemoryCatalog, MemoryObjectStore, Op};
@@ -63,6 +64,7 @@ fn world(specs: &[Spec]) -> World {
                     id: id.clone(),
                     album_id: AlbumId::parse(album).unwrap(),
                     object_keys: keys.iter().map(|k| ObjectKey::parse(k).unwrap()).collect(),
+                    rest: Default::default(),
                 });
             }
             Image {
@@ -183,9 +185,10 @@ fn delete(w: &World, system: bool) -> Result<DeleteOutcome, Denied> {
     let claims = token();
     let required = vec!["image_delete".to_owned()];
     let authority = if system {
-        Authority::System
+        Authority::System(Trigger::Cleanup)
     } else {
         Authority::Token {
+            user_id: "u",
             abilities: &claims.abilities,
             required: &required,
         }
@@ -193,6 +196,7 @@ fn delete(w: &World, system: bool) -> Result<DeleteOutcome, Denied> {
     block_on(w.deleter.delete(
         &w.requested(),
         authority,
+        &RequestId::new("test"),
         Deadline::after(Duration::from_secs(5)),
     ))
 }

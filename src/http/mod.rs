@@ -15,6 +15,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 
 use crate::auth::{TokenError, Tokens, token_from_header};
+use crate::domain::trash::RequestId;
 use crate::domain::{Authority, Claims, DeleteOutcome, Deleter, ImageId, ImageIds};
 use crate::metrics::Metrics;
 use crate::ports::StoreErrorKind;
@@ -157,12 +158,18 @@ impl Api {
         };
         tally.requested = ids.len();
         let authority = Authority::Token {
+            user_id: &claims.user_id,
             abilities: &claims.abilities,
             required: &self.delete_abilities,
         };
         let outcome = match self
             .deleter
-            .delete(&ids, authority, deadline(request))
+            .delete(
+                &ids,
+                authority,
+                &RequestId::new(aws_request_id),
+                deadline(request),
+            )
             .await
         {
             Ok(outcome) => outcome,
@@ -372,6 +379,7 @@ mod tests {
                 id: ImageId::parse(id).unwrap(),
                 album_id: AlbumId::parse("a").unwrap(),
                 object_keys: vec![ObjectKey::parse(&key).unwrap()],
+                rest: Default::default(),
             });
         }
         Fixture {

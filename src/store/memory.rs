@@ -3,15 +3,17 @@
 //! plan decides, item by item, whether a call fails before doing the work or after
 //! doing it (the answer lost: the ambiguous case). Production never uses them.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
+use crate::domain::trash::{ObjectVersion, TrashEntry, VersionId};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::ports::{
-    AlbumPage, Catalog, HandOff, Lookup, ObjectStore, Partial, StoreError, StoreErrorKind,
+    AlbumPage, Catalog, HandOff, Lookup, ObjectStore, ObjectVersions, Partial, StoreError,
+    StoreErrorKind, Trash, TrashCursor, TrashPage,
 };
 use crate::retry::Deadline;
 
@@ -21,6 +23,12 @@ pub enum Op {
     ReadRecord,
     DeleteRecord,
     DeleteObject,
+    ListVersions,
+    DeleteVersion,
+    ReadEntry,
+    PutEntry,
+    RemoveEntry,
+    PutRecord,
 }
 
 /// What an injected fault does to one item of a call.
@@ -64,6 +72,10 @@ fn fault_error(fault: Fault, operation: &'static str) -> StoreError {
 #[derive(Default)]
 pub struct MemoryCatalog {
     records: Mutex<BTreeMap<ImageId, ImageRecord>>,
+    /// The trash table: the catalog's fake is the trash's too, since moves write both.
+    trash: Mutex<BTreeMap<ImageId, TrashEntry>>,
+    /// Every record removed, in order: what the images table's stream would carry.
+    removed: Mutex<Vec<ImageRecord>>,
     failing_gets: Mutex<HashSet<String>>,
     failing_deletes: Mutex<HashSet<String>>,
     plan: Mutex<Option<FaultPlan>>,
@@ -105,6 +117,73 @@ impl MemoryCatalog {
         *self.plan.lock().unwrap() = Some(plan);
     }
 
+    /// The record of `id`, as stored.
+    pub fn record(&self, id: &ImageId) -> Option<ImageRecord> {
+        self.records.lock().unwrap().get(id).cloned()
+    }
+
+    /// The trash entry of `id`, as stored.
+    pub fn entry(&self, id: &ImageId) -> Option<TrashEntry> {
+        self.trash.lock().unwrap().get(id).cloned()
+    }
+
+    /// Takes the records removed since the last call (the stream's batch).
+    pub fn take_removed(&self) -> Vec<ImageRecord> {
+        std::mem::take(&mut *self.removed.lock().unwrap())
+    }
+
+    fn fault(&self, op: Op, item: &str) -> Option<Fault> {
+        let kind = StoreErrorKind::Failed;
+        match op {
+            Op::ReadRecord => fault_for(
+                &self.failing_gets,
+                StoreErrorKind::Unavailable,
+                &self.plan,
+                op,
+                item,
+            ),
+            Op::DeleteRecord => fault_for(&self.failing_deletes, kind, &self.plan, op, item),
+            _ => fault_for(&Mutex::default(), kind, &self.plan, op, item),
+        }
+    }
+
+    fn remove_record(&self, id: &ImageId) {
+        if let Some(record) = self.records.lock().unwrap().remove(id) {
+            self.removed.lock().unwrap().push(record);
+        }
+    }
+
+    /// Writes the items of each image (one per op), each under its own fault, as
+    /// `BatchWriteItem` would: an image fails if any of its items does.
+    fn write_items(
+        &self,
+        ids: impl Iterator<Item = ImageId>,
+        ops: &[Op],
+        mut apply: impl FnMut(&ImageId, Op),
+        operation: &'static str,
+    ) -> Partial<ImageId> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut result = Partial::default();
+        for id in ids {
+            let mut failed = false;
+            for &op in ops {
+                let fault = self.fault(op, id.as_str());
+                if !matches!(fault, Some(Fault::Fail(_))) {
+                    apply(&id, op);
+                }
+                if let Some(fault) = fault {
+                    failed = true;
+                    result.error =
+                        StoreError::worst(result.error, Some(fault_error(fault, operation)));
+                }
+            }
+            if failed {
+                result.failed.push(id);
+            }
+        }
+        result
+    }
+
     /// How many port calls were made.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
@@ -139,14 +218,7 @@ impl Catalog for MemoryCatalog {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let mut lookup = Lookup::default();
         for id in ids {
-            let fault = fault_for(
-                &self.failing_gets,
-                StoreErrorKind::Unavailable,
-                &self.plan,
-                Op::ReadRecord,
-                id.as_str(),
-            );
-            if let Some(fault) = fault {
+            if let Some(fault) = self.fault(Op::ReadRecord, id.as_str()) {
                 lookup.unread.push(id.clone());
                 let err = fault_error(fault, "memory get");
                 lookup.error = StoreError::worst(lookup.error, Some(err));
@@ -161,15 +233,9 @@ impl Catalog for MemoryCatalog {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let mut result = Partial::default();
         for id in ids {
-            let fault = fault_for(
-                &self.failing_deletes,
-                StoreErrorKind::Failed,
-                &self.plan,
-                Op::DeleteRecord,
-                id.as_str(),
-            );
+            let fault = self.fault(Op::DeleteRecord, id.as_str());
             if !matches!(fault, Some(Fault::Fail(_))) {
-                self.records.lock().unwrap().remove(id);
+                self.remove_record(id);
             }
             if let Some(fault) = fault {
                 result.failed.push(id.clone());
@@ -181,28 +247,207 @@ impl Catalog for MemoryCatalog {
     }
 }
 
-/// An object store in a set. Keys named by `fail_key` cannot be deleted; a
-/// `FaultPlan` injects anything else.
+#[async_trait]
+impl Trash for MemoryCatalog {
+    async fn get(&self, ids: &[ImageId], _deadline: Deadline) -> Lookup<TrashEntry> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut lookup = Lookup::default();
+        for id in ids {
+            if let Some(fault) = self.fault(Op::ReadEntry, id.as_str()) {
+                lookup.unread.push(id.clone());
+                let err = fault_error(fault, "memory get trash entries");
+                lookup.error = StoreError::worst(lookup.error, Some(err));
+            } else if let Some(entry) = self.trash.lock().unwrap().get(id) {
+                lookup.found.push(entry.clone());
+            }
+        }
+        lookup
+    }
+
+    async fn move_in(&self, entries: &[TrashEntry], _deadline: Deadline) -> Partial<ImageId> {
+        let by_id: BTreeMap<&ImageId, &TrashEntry> =
+            entries.iter().map(|e| (&e.record.id, e)).collect();
+        let apply = |id: &ImageId, op: Op| match op {
+            Op::PutEntry => drop(
+                self.trash
+                    .lock()
+                    .unwrap()
+                    .insert(id.clone(), by_id[id].clone()),
+            ),
+            _ => self.remove_record(id),
+        };
+        let ids = entries.iter().map(|e| e.record.id.clone());
+        self.write_items(
+            ids,
+            &[Op::PutEntry, Op::DeleteRecord],
+            apply,
+            "memory move to trash",
+        )
+    }
+
+    async fn adopt(&self, entries: &[TrashEntry], _deadline: Deadline) -> Partial<ImageId> {
+        let by_id: BTreeMap<&ImageId, &TrashEntry> =
+            entries.iter().map(|e| (&e.record.id, e)).collect();
+        let apply = |id: &ImageId, _op: Op| {
+            let mut trash = self.trash.lock().unwrap();
+            trash.entry(id.clone()).or_insert_with(|| by_id[id].clone());
+        };
+        let ids = entries.iter().map(|e| e.record.id.clone());
+        self.write_items(ids, &[Op::PutEntry], apply, "memory put trash entries")
+    }
+
+    async fn put_back(&self, entries: &[TrashEntry], _deadline: Deadline) -> Partial<ImageId> {
+        let by_id: BTreeMap<&ImageId, &TrashEntry> =
+            entries.iter().map(|e| (&e.record.id, e)).collect();
+        let apply = |id: &ImageId, _op: Op| self.put(by_id[id].record.clone());
+        let ids = entries.iter().map(|e| e.record.id.clone());
+        self.write_items(ids, &[Op::PutRecord], apply, "memory put records back")
+    }
+
+    async fn remove(&self, ids: &[ImageId], _deadline: Deadline) -> Partial<ImageId> {
+        let apply = |id: &ImageId, _op: Op| drop(self.trash.lock().unwrap().remove(id));
+        let ids = ids.iter().cloned();
+        self.write_items(ids, &[Op::RemoveEntry], apply, "memory erase entries")
+    }
+
+    async fn page(
+        &self,
+        album: &AlbumId,
+        after: Option<&TrashCursor>,
+        limit: usize,
+        _deadline: Deadline,
+    ) -> Result<TrashPage, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let trash = self.trash.lock().unwrap();
+        // Newest first, ties by id: the order of the index (album, deleted_at, id).
+        let mut entries: Vec<&TrashEntry> =
+            trash.values().filter(|e| e.album_id() == album).collect();
+        entries.sort_by(|a, b| (b.deleted_at, &b.record.id).cmp(&(a.deleted_at, &a.record.id)));
+        let cursor = |e: &TrashEntry| TrashCursor {
+            deleted_at: e.deleted_at,
+            id: e.record.id.clone(),
+        };
+        let mut rest = entries
+            .into_iter()
+            .filter(|e| after.is_none_or(|c| (e.deleted_at, &e.record.id) < (c.deleted_at, &c.id)));
+        let page: Vec<TrashEntry> = rest.by_ref().take(limit).cloned().collect();
+        let next = rest.next().and(page.last()).map(cursor);
+        Ok(TrashPage {
+            entries: page,
+            next,
+        })
+    }
+}
+
+/// An object store: per key a stack of versions, newest last, each bytes or a delete
+/// marker, as in S3. Unversioned (the default), a delete removes the key's stack;
+/// `versioned()`, it pushes a delete marker (even onto one, as S3 does) and the key
+/// reads as absent while a marker is on top. Keys named by `fail_key` cannot be
+/// deleted; a `FaultPlan` injects anything else.
 #[derive(Default)]
 pub struct MemoryObjectStore {
-    keys: Mutex<BTreeSet<String>>,
+    stacks: Mutex<BTreeMap<String, Vec<Version>>>,
+    versioned: bool,
+    next_version: AtomicUsize,
     failing: Mutex<HashSet<String>>,
     plan: Mutex<Option<FaultPlan>>,
     calls: AtomicUsize,
 }
 
+/// One version in a key's stack: `bytes` is `None` for a delete marker.
+#[derive(Debug, Clone)]
+struct Version {
+    id: String,
+    bytes: Option<String>,
+}
+
 impl MemoryObjectStore {
+    /// A store with versioning on, as the bucket is when the trash is.
+    pub fn versioned() -> Self {
+        Self {
+            versioned: true,
+            ..Self::default()
+        }
+    }
+
+    /// Puts each key's object (a new version of it in a versioned store); its bytes
+    /// name the key and the version, so that a restore can be checked byte for byte.
     pub fn put_all(&self, keys: &[String]) {
-        self.keys.lock().unwrap().extend(keys.iter().cloned());
+        let mut stacks = self.stacks.lock().unwrap();
+        for key in keys {
+            let id = self.new_version_id();
+            let version = Version {
+                bytes: Some(format!("{key}@{id}")),
+                id,
+            };
+            let stack = stacks.entry(key.clone()).or_default();
+            if !self.versioned {
+                stack.clear();
+            }
+            stack.push(version);
+        }
     }
 
-    /// Keys of the objects left, sorted.
+    fn new_version_id(&self) -> String {
+        format!("v{}", self.next_version.fetch_add(1, Ordering::SeqCst))
+    }
+
+    /// Keys that a `GetObject` would read, sorted.
     pub fn keys(&self) -> Vec<String> {
-        self.keys.lock().unwrap().iter().cloned().collect()
+        let stacks = self.stacks.lock().unwrap();
+        stacks
+            .iter()
+            .filter(|(_, stack)| readable(stack).is_some())
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 
+    /// Whether a `GetObject` of `key` would read bytes.
     pub fn contains(&self, key: &str) -> bool {
-        self.keys.lock().unwrap().contains(key)
+        self.read(key).is_some()
+    }
+
+    /// The bytes a `GetObject` of `key` would read.
+    pub fn read(&self, key: &str) -> Option<String> {
+        let stacks = self.stacks.lock().unwrap();
+        stacks.get(key).and_then(|stack| readable(stack))
+    }
+
+    /// Whether any version of `key` (bytes or marker) is stored.
+    pub fn has_versions(&self, key: &str) -> bool {
+        self.stacks
+            .lock()
+            .unwrap()
+            .get(key)
+            .is_some_and(|stack| !stack.is_empty())
+    }
+
+    /// Whether `key` holds bytes that removing the markers above them would show.
+    pub fn restorable(&self, key: &str) -> bool {
+        self.stacks
+            .lock()
+            .unwrap()
+            .get(key)
+            .is_some_and(|stack| stack.iter().any(|v| v.bytes.is_some()))
+    }
+
+    /// The newest bytes of `key`, current or hidden.
+    pub fn newest_bytes(&self, key: &str) -> Option<String> {
+        let stacks = self.stacks.lock().unwrap();
+        stacks
+            .get(key)
+            .and_then(|stack| stack.iter().rev().find_map(|v| v.bytes.clone()))
+    }
+
+    /// Ends the trash window of `key`: every version below the current one is purged,
+    /// and a marker left with nothing below it too (the bucket's lifecycle rule).
+    pub fn purge_noncurrent(&self, key: &str) {
+        let mut stacks = self.stacks.lock().unwrap();
+        if let Some(stack) = stacks.get_mut(key) {
+            let current = stack.pop();
+            stack.clear();
+            stack.extend(current.filter(|v| v.bytes.is_some()));
+        }
     }
 
     pub fn fail_key(&self, key: &str) {
@@ -217,6 +462,15 @@ impl MemoryObjectStore {
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
+
+    fn fault(&self, op: Op, item: &str) -> Option<Fault> {
+        fault_for(&self.failing, StoreErrorKind::Failed, &self.plan, op, item)
+    }
+}
+
+/// The bytes on top of a stack, if its top is not a delete marker.
+fn readable(stack: &[Version]) -> Option<String> {
+    stack.last().and_then(|v| v.bytes.clone())
 }
 
 #[async_trait]
@@ -225,19 +479,81 @@ impl ObjectStore for MemoryObjectStore {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let mut result = Partial::default();
         for key in keys {
-            let fault = fault_for(
-                &self.failing,
-                StoreErrorKind::Failed,
-                &self.plan,
-                Op::DeleteObject,
-                key.as_str(),
-            );
+            let fault = self.fault(Op::DeleteObject, key.as_str());
             if !matches!(fault, Some(Fault::Fail(_))) {
-                self.keys.lock().unwrap().remove(key.as_str());
+                let marker = self.versioned.then(|| Version {
+                    id: self.new_version_id(),
+                    bytes: None,
+                });
+                let mut stacks = self.stacks.lock().unwrap();
+                match marker {
+                    Some(marker) => stacks
+                        .entry(key.as_str().to_owned())
+                        .or_default()
+                        .push(marker),
+                    None => drop(stacks.remove(key.as_str())),
+                }
             }
             if let Some(fault) = fault {
                 result.failed.push(key.clone());
                 let err = fault_error(fault, "memory delete objects");
+                result.error = StoreError::worst(result.error, Some(err));
+            }
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl ObjectVersions for MemoryObjectStore {
+    async fn versions(
+        &self,
+        keys: &[ObjectKey],
+        _deadline: Deadline,
+    ) -> Lookup<ObjectVersion, ObjectKey> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut lookup = Lookup::default();
+        for key in keys {
+            if let Some(fault) = self.fault(Op::ListVersions, key.as_str()) {
+                lookup.unread.push(key.clone());
+                let err = fault_error(fault, "memory list object versions");
+                lookup.error = StoreError::worst(lookup.error, Some(err));
+                continue;
+            }
+            let stacks = self.stacks.lock().unwrap();
+            let stack = stacks.get(key.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            lookup
+                .found
+                .extend(stack.iter().rev().map(|v| ObjectVersion {
+                    key: key.clone(),
+                    version: VersionId::parse(&v.id).expect("the fake's version ids are valid"),
+                    marker: v.bytes.is_none(),
+                }));
+        }
+        lookup
+    }
+
+    async fn delete_versions(
+        &self,
+        versions: &[ObjectVersion],
+        _deadline: Deadline,
+    ) -> Partial<ObjectVersion> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut result = Partial::default();
+        for version in versions {
+            let fault = self.fault(Op::DeleteVersion, version.key.as_str());
+            if !matches!(fault, Some(Fault::Fail(_))) {
+                let mut stacks = self.stacks.lock().unwrap();
+                if let Some(stack) = stacks.get_mut(version.key.as_str()) {
+                    stack.retain(|v| v.id != version.version.as_str());
+                    if stack.is_empty() {
+                        stacks.remove(version.key.as_str());
+                    }
+                }
+            }
+            if let Some(fault) = fault {
+                result.failed.push(version.clone());
+                let err = fault_error(fault, "memory delete object versions");
                 result.error = StoreError::worst(result.error, Some(err));
             }
         }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::domain::trash::{RequestId, Trigger};
 use crate::domain::{
     AlbumId, AlbumOutcome, AlbumProgress, Authority, Deleter, ImageIds, ObjectKey,
 };
@@ -168,7 +169,12 @@ impl Cleanup {
             Job::Images(ids) => {
                 let outcome = self
                     .deleter
-                    .delete(&ids, Authority::System, deadline)
+                    .delete(
+                        &ids,
+                        Authority::System(Trigger::Cleanup),
+                        &RequestId::new(&message.message_id),
+                        deadline,
+                    )
                     .await
                     .expect("system authority is never denied");
                 metrics.images_deleted += outcome.deleted.len() as u64;
@@ -189,9 +195,17 @@ impl Cleanup {
                 outcome.failed.is_empty()
             }
             Job::Album(album) => {
+                let request_id = RequestId::new(&message.message_id);
                 let outcome = self
                     .deleter
-                    .delete_album(&album, self.page_size, self.prefetch, deadline, self.margin)
+                    .delete_album(
+                        &album,
+                        self.page_size,
+                        self.prefetch,
+                        &request_id,
+                        deadline,
+                        self.margin,
+                    )
                     .await;
                 self.finish_album(&message.message_id, &album, outcome, metrics)
                     .await
@@ -271,9 +285,17 @@ impl Cleanup {
             .ok_or_else(|| CleanupError::BadAlbumEvent {
                 id: event.id.clone(),
             })?;
+        let request_id = RequestId::new(&event.id);
         let outcome = self
             .deleter
-            .delete_album(&album, self.page_size, self.prefetch, deadline, self.margin)
+            .delete_album(
+                &album,
+                self.page_size,
+                self.prefetch,
+                &request_id,
+                deadline,
+                self.margin,
+            )
             .await;
         let failed = outcome.failed.len();
         if self.finish_album(&event.id, &album, outcome, metrics).await {
@@ -407,6 +429,7 @@ mod tests {
             id: ImageId::parse("7dca41d5-d76a-4ebb-9e00-dd13c13fc238").unwrap(),
             album_id: AlbumId::parse("a").unwrap(),
             object_keys: vec![],
+            rest: Default::default(),
         });
         let cleanup = cleanup.with_margin(Duration::from_secs(60));
         let event = json!({"Records": [{"messageId": "m1", "body": "{\"album_id\": \"a\"}", "eventSource": "aws:sqs"}]});

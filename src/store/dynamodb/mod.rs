@@ -219,6 +219,7 @@ fn parse_record(item: &Item) -> Parsed {
         id,
         album_id,
         object_keys,
+        rest: Default::default(),
     })
 }
 
@@ -308,6 +309,7 @@ pub(crate) mod tests {
     //! Fault injection with `aws-smithy-mocks`: the emulators never return unprocessed
     //! items or throttle, so these paths are exercised here.
     use super::*;
+    use crate::domain::trash::{RequestId, Trigger};
     use aws_sdk_dynamodb::error::ErrorMetadata;
     use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetItemOutput};
     use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
@@ -613,6 +615,7 @@ pub(crate) mod tests {
         .unwrap();
         let required = vec!["image_delete".to_owned()];
         let authority = Authority::Token {
+            user_id: "u",
             abilities: &claims.abilities,
             required: &required,
         };
@@ -621,6 +624,7 @@ pub(crate) mod tests {
             .delete(
                 &ImageIds::from_ids(vec![a.clone(), b.clone()]),
                 authority,
+                &RequestId::new("test"),
                 deadline(),
             )
             .await
@@ -643,7 +647,8 @@ pub(crate) mod tests {
         let outcome = deleter
             .delete(
                 &ImageIds::from_ids(vec![a.clone(), b.clone()]),
-                Authority::System,
+                Authority::System(Trigger::Cleanup),
+                &RequestId::new("test"),
                 deadline(),
             )
             .await
@@ -684,7 +689,8 @@ pub(crate) mod tests {
         let outcome = deleter
             .delete(
                 &ImageIds::from_ids(wanted.clone()),
-                Authority::System,
+                Authority::System(Trigger::Cleanup),
+                &RequestId::new("test"),
                 deadline(),
             )
             .await

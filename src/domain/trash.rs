@@ -1,0 +1,255 @@
+//! What the trash is made of: how long it keeps images, who put them there, and the
+//! entry that holds a trashed image until it is restored, erased or purged. The
+//! design, and why the trash works this way, is in `docs/trash.md`.
+
+use std::fmt;
+use std::num::NonZeroU16;
+
+use super::ImageRecord;
+use super::ids::{AlbumId, ObjectKey};
+
+/// How many days a trashed image stays restorable; `None` where days are read means
+/// no trash: deletion is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrashDays(NonZeroU16);
+
+/// Why a number of days is not a [`TrashDays`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("trash days must be a whole number from 0 (no trash) to {max}", max = TrashDays::MAX)]
+pub struct InvalidTrashDays;
+
+impl TrashDays {
+    /// Ten years: beyond that a trash is an archive, and `purge_at` stays far from
+    /// any overflow.
+    pub const MAX: u16 = 3650;
+
+    /// `"0"` means no trash (`None`).
+    pub fn parse(raw: &str) -> Result<Option<Self>, InvalidTrashDays> {
+        let days: u16 = raw.trim().parse().map_err(|_| InvalidTrashDays)?;
+        if days > Self::MAX {
+            return Err(InvalidTrashDays);
+        }
+        Ok(NonZeroU16::new(days).map(Self))
+    }
+
+    pub fn get(self) -> u16 {
+        self.0.get()
+    }
+
+    /// When an image trashed at `at` is purged.
+    pub fn purge_at(self, at: UnixTime) -> UnixTime {
+        UnixTime(at.0 + i64::from(self.get()) * 86_400)
+    }
+}
+
+/// Seconds since the epoch: what DynamoDB's TTL reads, and what the listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixTime(pub i64);
+
+impl UnixTime {
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self(i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
+    }
+}
+
+/// The part of the system that deletes on its own account (no token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A whole album deleted by the cleanup queue.
+    Album,
+    /// Images named by a cleanup event.
+    Cleanup,
+    /// A record removed from the images table by someone else, adopted by the stream
+    /// trigger so that its objects stay tracked.
+    Stream,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Album => "album",
+            Self::Cleanup => "cleanup",
+            Self::Stream => "stream",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Album, Self::Cleanup, Self::Stream]
+            .into_iter()
+            .find(|t| t.as_str() == raw)
+    }
+}
+
+/// Who deleted an image: the audit trail's "by".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A token holder, by the token's `user_id`.
+    User(String),
+    System(Trigger),
+}
+
+impl fmt::Display for Actor {
+    /// `user_id` as the token has it, or `system:<trigger>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(id) => f.write_str(id),
+            Self::System(trigger) => write!(f, "system:{}", trigger.as_str()),
+        }
+    }
+}
+
+/// The id of the invocation that did something (Lambda's request id), for the audit
+/// trail. Bounded and printable: it is stored and logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub const MAX_LEN: usize = 128;
+
+    /// Anything unusable becomes `"unknown"`: a request id never fails a request.
+    pub fn new(raw: &str) -> Self {
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_LEN
+            && raw.chars().all(|c| c.is_ascii_graphic());
+        Self(if ok { raw } else { "unknown" }.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who deletes, for which request, when: what a trash entry records besides the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub by: Actor,
+    pub request_id: RequestId,
+    pub at: UnixTime,
+}
+
+/// A trashed image: the record exactly as it was, and who put it there when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashEntry {
+    pub record: ImageRecord,
+    pub deleted_at: UnixTime,
+    pub deleted_by: Actor,
+    pub request_id: RequestId,
+    /// After this the entry and the objects' old versions are purged (TTL, lifecycle).
+    pub purge_at: UnixTime,
+}
+
+impl TrashEntry {
+    pub fn new(record: ImageRecord, stamp: &Stamp, days: TrashDays) -> Self {
+        Self {
+            record,
+            deleted_at: stamp.at,
+            deleted_by: stamp.by.clone(),
+            request_id: stamp.request_id.clone(),
+            purge_at: days.purge_at(stamp.at),
+        }
+    }
+
+    pub fn album_id(&self) -> &AlbumId {
+        &self.record.album_id
+    }
+
+    /// DynamoDB's TTL deletes within days of expiry, not at once: an entry past
+    /// `purge_at` is treated as gone whether or not it is still stored.
+    pub fn expired(&self, now: UnixTime) -> bool {
+        self.purge_at <= now
+    }
+}
+
+/// An S3 version id: opaque, at most 1024 bytes (S3 documents no bound; this one
+/// keeps a hostile answer from growing a request).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VersionId(String);
+
+impl VersionId {
+    pub const MAX_LEN: usize = 1024;
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        (!raw.is_empty() && raw.len() <= Self::MAX_LEN).then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One version of an object: its bytes, or a delete marker that hides those below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub key: ObjectKey,
+    pub version: VersionId,
+    pub marker: bool,
+}
+
+/// The versions to remove so that a key (its versions newest first) shows its newest
+/// bytes again: every delete marker above them, or every marker if no bytes are left
+/// (the key is then as it was before it was ever written).
+pub fn markers_on_top(versions: &[ObjectVersion]) -> Vec<ObjectVersion> {
+    versions.iter().take_while(|v| v.marker).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trash_days_parse_zero_as_none_and_refuse_the_rest() {
+        assert_eq!(TrashDays::parse("0"), Ok(None));
+        assert_eq!(TrashDays::parse("30").unwrap().unwrap().get(), 30);
+        for bad in ["", "-1", "3651", "1.5", "thirty", "99999999999"] {
+            assert_eq!(TrashDays::parse(bad), Err(InvalidTrashDays), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn purge_is_days_after_the_deletion() {
+        let days = TrashDays::parse("30").unwrap().unwrap();
+        assert_eq!(
+            days.purge_at(UnixTime(1_000)),
+            UnixTime(1_000 + 30 * 86_400)
+        );
+    }
+
+    #[test]
+    fn actors_read_as_the_user_or_the_trigger() {
+        assert_eq!(Actor::User("42".into()).to_string(), "42");
+        assert_eq!(Actor::System(Trigger::Stream).to_string(), "system:stream");
+        assert_eq!(Trigger::parse("album"), Some(Trigger::Album));
+        assert_eq!(Trigger::parse("user"), None);
+    }
+
+    #[test]
+    fn request_ids_that_cannot_be_stored_become_unknown() {
+        assert_eq!(RequestId::new("c6af9ac6-7b61").as_str(), "c6af9ac6-7b61");
+        for bad in ["", "a b", "x\n", &"r".repeat(129)] {
+            assert_eq!(RequestId::new(bad).as_str(), "unknown");
+        }
+    }
+
+    fn v(id: &str, marker: bool) -> ObjectVersion {
+        ObjectVersion {
+            key: ObjectKey::parse("k").unwrap(),
+            version: VersionId::parse(id).unwrap(),
+            marker,
+        }
+    }
+
+    #[test]
+    fn the_markers_to_remove_are_those_above_the_newest_bytes() {
+        // GIVEN stacked markers over two versions of bytes, newest first
+        let stack = [v("m2", true), v("m1", true), v("b2", false), v("b1", false)];
+        // THEN both markers go, and nothing below them
+        assert_eq!(markers_on_top(&stack), stack[..2].to_vec());
+        assert_eq!(markers_on_top(&stack[2..]), vec![]);
+        // AND a key with markers only loses them all
+        assert_eq!(markers_on_top(&stack[..2]), stack[..2].to_vec());
+        assert_eq!(markers_on_top(&[]), vec![]);
+    }
+}
