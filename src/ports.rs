@@ -8,7 +8,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::domain::trash::{ObjectVersion, TrashEntry, UnixTime};
+use crate::domain::trash::{ObjectVersion, TrashEntry, Trashed, UnixTime};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::retry::Deadline;
 
@@ -103,7 +103,7 @@ pub struct TrashCursor {
 /// A page of an album's trash, newest first; `next` is where the following one starts.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TrashPage {
-    pub entries: Vec<TrashEntry>,
+    pub entries: Vec<Trashed>,
     pub next: Option<TrashCursor>,
 }
 
@@ -111,7 +111,7 @@ pub struct TrashPage {
 /// and erasure need beyond `ObjectStore::delete`, which there adds a delete marker.
 #[async_trait]
 pub trait ObjectVersions: Send + Sync {
-    /// Every version of each key, delete markers included, newest first per key; a
+    /// Every version of each key, delete markers included, in no particular order; a
     /// key with no version at all is absent.
     async fn versions(
         &self,

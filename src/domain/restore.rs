@@ -94,15 +94,9 @@ impl Deleter {
         let (entries, mut progress) = self
             .entries(bin, ids, abilities, Live::Restore, deadline)
             .await?;
-        // Objects first: the markers on top of each key, found by listing.
+        // Objects first: every delete marker of each key, found by listing.
         let markers = self
-            .versioned(
-                bin,
-                &entries,
-                &mut progress,
-                deadline,
-                trash::markers_on_top,
-            )
+            .versioned(bin, &entries, &mut progress, deadline, trash::markers)
             .await;
         self.delete_versions(bin, &entries, markers, &mut progress, deadline)
             .await;
@@ -203,9 +197,9 @@ impl Deleter {
         Ok(result)
     }
 
-    /// One page of the trash of the albums the token may see (`trash` on them), or of
-    /// `album` alone, newest first. Albums are listed one after another in name order;
-    /// the cursor says which album and where in it.
+    /// One page of `album`'s trash, newest first, without entries past `purge_at`
+    /// (the TTL removes them within days, not at once). Authorization is the
+    /// caller's: it knows which albums the token may list.
     pub async fn trash_page(
         &self,
         album: &AlbumId,
@@ -703,8 +697,8 @@ mod tests {
             .await
             .unwrap();
         // THEN A2 comes first, then A1, and the second page is the last
-        assert_eq!(first.entries[0].record.id.as_str(), A2);
-        assert_eq!(second.entries[0].record.id.as_str(), A1);
+        assert_eq!(first.entries[0].id.as_str(), A2);
+        assert_eq!(second.entries[0].id.as_str(), A1);
         assert!(second.next.is_none());
     }
 

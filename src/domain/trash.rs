@@ -141,7 +141,33 @@ pub struct TrashEntry {
     pub purge_at: UnixTime,
 }
 
+/// What the trash listing shows of an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trashed {
+    pub id: super::ImageId,
+    pub album_id: AlbumId,
+    pub deleted_at: UnixTime,
+    pub deleted_by: Actor,
+    pub purge_at: UnixTime,
+}
+
+impl Trashed {
+    pub fn expired(&self, now: UnixTime) -> bool {
+        self.purge_at <= now
+    }
+}
+
 impl TrashEntry {
+    pub fn summary(&self) -> Trashed {
+        Trashed {
+            id: self.record.id.clone(),
+            album_id: self.record.album_id.clone(),
+            deleted_at: self.deleted_at,
+            deleted_by: self.deleted_by.clone(),
+            purge_at: self.purge_at,
+        }
+    }
+
     pub fn new(record: ImageRecord, stamp: &Stamp, days: TrashDays) -> Self {
         Self {
             record,
@@ -188,11 +214,13 @@ pub struct ObjectVersion {
     pub marker: bool,
 }
 
-/// The versions to remove so that a key (its versions newest first) shows its newest
-/// bytes again: every delete marker above them, or every marker if no bytes are left
-/// (the key is then as it was before it was ever written).
-pub fn markers_on_top(versions: &[ObjectVersion]) -> Vec<ObjectVersion> {
-    versions.iter().take_while(|v| v.marker).cloned().collect()
+/// The versions to remove so that a key shows its newest bytes again: its delete
+/// markers, all of them. Removing a marker never hides anything, so where each sits
+/// in the key's history does not matter (S3 lists markers apart from bytes, and
+/// their order would have to be rebuilt from timestamps); a key with markers only
+/// is then as it was before it was ever written.
+pub fn markers(versions: &[ObjectVersion]) -> Vec<ObjectVersion> {
+    versions.iter().filter(|v| v.marker).cloned().collect()
 }
 
 #[cfg(test)]
@@ -242,14 +270,20 @@ mod tests {
     }
 
     #[test]
-    fn the_markers_to_remove_are_those_above_the_newest_bytes() {
-        // GIVEN stacked markers over two versions of bytes, newest first
-        let stack = [v("m2", true), v("m1", true), v("b2", false), v("b1", false)];
-        // THEN both markers go, and nothing below them
-        assert_eq!(markers_on_top(&stack), stack[..2].to_vec());
-        assert_eq!(markers_on_top(&stack[2..]), vec![]);
-        // AND a key with markers only loses them all
-        assert_eq!(markers_on_top(&stack[..2]), stack[..2].to_vec());
-        assert_eq!(markers_on_top(&[]), vec![]);
+    fn every_marker_goes_and_no_bytes() {
+        // GIVEN stacked markers over bytes, and an old marker between two versions
+        let stack = [
+            v("m3", true),
+            v("m2", true),
+            v("b2", false),
+            v("m1", true),
+            v("b1", false),
+        ];
+        // THEN the three markers go, and nothing else
+        let gone = markers(&stack);
+        let gone: Vec<&str> = gone.iter().map(|v| v.version.as_str()).collect();
+        assert_eq!(gone, ["m3", "m2", "m1"]);
+        assert_eq!(markers(&[v("b", false)]), vec![]);
+        assert_eq!(markers(&[]), vec![]);
     }
 }

@@ -330,8 +330,9 @@ impl Trash for MemoryCatalog {
         let mut rest = entries
             .into_iter()
             .filter(|e| after.is_none_or(|c| (e.deleted_at, &e.record.id) < (c.deleted_at, &c.id)));
-        let page: Vec<TrashEntry> = rest.by_ref().take(limit).cloned().collect();
-        let next = rest.next().and(page.last()).map(cursor);
+        let page: Vec<&TrashEntry> = rest.by_ref().take(limit).collect();
+        let next = rest.next().and(page.last()).map(|e| cursor(e));
+        let page = page.into_iter().map(TrashEntry::summary).collect();
         Ok(TrashPage {
             entries: page,
             next,
