@@ -130,21 +130,7 @@ impl TestApp {
             .send()
             .await
             .unwrap_or_else(|e| panic!("creating a table on the DynamoDB emulator at {dynamodb_url} failed (is it running? use `make test`): {e:?}"));
-        // dynalite answers CREATING and turns the table ACTIVE on a later tick (even
-        // with --createTableMs 0): on a loaded machine a put can come first.
-        for _ in 0..100 {
-            let status = dynamodb
-                .describe_table()
-                .table_name(&table)
-                .send()
-                .await
-                .ok()
-                .and_then(|d| d.table.and_then(|t| t.table_status));
-            if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        wait_active(&dynamodb, &table).await;
         s3.create_bucket()
             .bucket(&bucket)
             .send()
@@ -163,6 +149,95 @@ impl TestApp {
             bucket,
             tokens,
         }
+    }
+
+    /// Creates this app's trash table (`<table>-trash`, with the listing's index), and
+    /// turns versioning on in its bucket, as `template.yaml` does with `TrashDays`.
+    pub async fn create_trash(&self) -> String {
+        let trash = format!("{}-trash", self.table);
+        let attribute = |name: &str, kind| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(kind)
+                .build()
+                .unwrap()
+        };
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .unwrap()
+        };
+        self.dynamodb
+            .create_table()
+            .table_name(&trash)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("id", ScalarAttributeType::S))
+            .attribute_definitions(attribute("album_id", ScalarAttributeType::S))
+            .attribute_definitions(attribute("deleted_at", ScalarAttributeType::N))
+            .key_schema(key("id", KeyType::Hash))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("album_id-deleted_at-index")
+                    .key_schema(key("album_id", KeyType::Hash))
+                    .key_schema(key("deleted_at", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::Include)
+                            .non_key_attributes("deleted_by")
+                            .non_key_attributes("deleted_by_kind")
+                            .non_key_attributes("purge_at")
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("create the trash table");
+        wait_active(&self.dynamodb, &trash).await;
+        self.s3
+            .put_bucket_versioning()
+            .bucket(&self.bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("turn versioning on");
+        trash
+    }
+
+    /// The bytes a `GetObject` of `key` reads, `None` on 404.
+    pub async fn object_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(object) => Some(object.body.collect().await.unwrap().to_vec()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => None,
+            Err(e) => panic!("get_object: {e:?}"),
+        }
+    }
+
+    /// The item of `id` in `table`, whole.
+    pub async fn item(&self, table: &str, id: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.dynamodb
+            .get_item()
+            .table_name(table)
+            .key("id", AttributeValue::S(id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get_item")
+            .item
     }
 
     /// Stores an image: its record and one object per key.
@@ -449,4 +524,23 @@ pub fn assert_client_error(response: &Response<Body>, status: u16, code: &str) {
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
     assert_eq!(header(response, "x-token"), None);
     assert_seed_headers(response);
+}
+
+/// Waits until `table` is ACTIVE: dynalite answers CREATING and turns the table ACTIVE
+/// on a later tick (even with --createTableMs 0): on a loaded machine a put can come
+/// first.
+async fn wait_active(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
+    for _ in 0..100 {
+        let status = dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .ok()
+            .and_then(|d| d.table.and_then(|t| t.table_status));
+        if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -12,3 +12,4 @@ mod events;
 mod helpers;
 mod inputs;
 mod secrets;
+mod trash;

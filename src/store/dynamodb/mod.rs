@@ -6,12 +6,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+};
 
-use super::{deadline_passed, in_chunks, send_before};
-use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
-use crate::ports::{AlbumPage, Catalog, Lookup, Partial, StoreError, StoreErrorKind};
-use crate::retry::{Backoff, Deadline};
+use super::{in_chunks, send_before};
+use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey, Opaque};
+use crate::ports::{AlbumPage, Catalog, Lookup, Partial, StoreError};
+use crate::retry::Deadline;
+
+mod batch;
+pub mod trash;
 
 /// DynamoDB caps `BatchGetItem` at 100 keys per call.
 pub const MAX_GET_BATCH: usize = 100;
@@ -34,6 +39,7 @@ pub struct DynamoCatalog {
     table: Arc<str>,
     album_index: String,
     concurrency: usize,
+    whole_records: bool,
 }
 
 impl DynamoCatalog {
@@ -44,6 +50,7 @@ impl DynamoCatalog {
             table: Arc::from(table.into()),
             album_index: DEFAULT_ALBUM_INDEX.to_owned(),
             concurrency,
+            whole_records: false,
         }
     }
 
@@ -52,153 +59,115 @@ impl DynamoCatalog {
         self
     }
 
-    fn key(id: &ImageId) -> Item {
-        HashMap::from([(ATTR_ID.to_owned(), AttributeValue::S(id.to_string()))])
+    /// Reads whole records (for the trash, which keeps them whole), not only the
+    /// fields the domain reads.
+    pub fn with_whole_records(mut self) -> Self {
+        self.whole_records = true;
+        self
     }
 
-    fn id_of(key: &Item) -> Option<ImageId> {
-        key.get(ATTR_ID)?
-            .as_s()
-            .ok()
-            .and_then(|s| ImageId::parse(s).ok())
-    }
-
-    /// Reads one chunk, retrying unprocessed keys until done or out of time.
     async fn get_chunk(&self, ids: Vec<ImageId>, deadline: Deadline) -> Lookup {
-        const OP: &str = "DynamoDB BatchGetItem";
-        let mut lookup = Lookup::default();
-        let mut pending: Vec<Item> = ids.iter().map(Self::key).collect();
-        // The ids of `pending`, for when its call fails: the keys themselves move into
-        // the call (a copy of 100 keys is 300 allocations).
-        let mut asked = ids;
-        let mut backoff = Backoff::default();
-        loop {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .projection_expression("#id, #album, #keys")
-                .expression_attribute_names("#id", ATTR_ID)
-                .expression_attribute_names("#album", ATTR_ALBUM_ID)
-                .expression_attribute_names("#keys", ATTR_OBJECT_KEYS)
-                .build()
-                .expect("keys are set");
-            let sent = self
-                .client
-                .batch_get_item()
-                .request_items(&*self.table, request)
-                .send();
-            let output = match send_before(deadline, OP, sent).await {
-                Ok(output) => output,
-                Err(err) => {
-                    lookup.unread.extend(asked);
-                    lookup.error = StoreError::worst(lookup.error, Some(err));
-                    return lookup;
-                }
-            };
-            let records = output
-                .responses()
-                .and_then(|r| r.get(&*self.table))
-                .into_iter()
-                .flatten()
-                .map(parse_record);
-            for record in records {
-                match record {
-                    Ok(record) => lookup.found.push(record),
-                    Err(id) => {
-                        // A record we cannot read is never deleted: its fate stays unknown.
-                        lookup.unread.extend(id);
-                        let err = StoreError::new(StoreErrorKind::Failed, OP)
-                            .with_source("record without a valid id, album_id or object_keys");
-                        lookup.error = StoreError::worst(lookup.error, Some(err));
-                    }
-                }
-            }
-            pending = output
-                .unprocessed_keys()
-                .and_then(|u| u.get(&*self.table))
-                .map(|k| k.keys().to_vec())
-                .unwrap_or_default();
-            if pending.is_empty() {
-                return lookup;
-            }
-            asked = pending.iter().filter_map(Self::id_of).collect();
-            tracing::debug!(unprocessed = pending.len(), "retrying unprocessed keys");
-            lookup.retries += 1;
-            if !backoff.wait(deadline).await {
-                lookup.unread.extend(asked);
-                lookup.error = StoreError::worst(lookup.error, Some(deadline_passed(OP)));
-                return lookup;
-            }
+        if self.whole_records {
+            batch::get(
+                &self.client,
+                &self.table,
+                ids,
+                None,
+                parse_whole_record,
+                deadline,
+            )
+            .await
+        } else {
+            let fields = Some(&[ATTR_ID, ATTR_ALBUM_ID, ATTR_OBJECT_KEYS][..]);
+            batch::get(
+                &self.client,
+                &self.table,
+                ids,
+                fields,
+                parse_record,
+                deadline,
+            )
+            .await
         }
     }
 
-    /// Deletes one chunk, retrying unprocessed items until done or out of time.
     async fn delete_chunk(&self, ids: Vec<ImageId>, deadline: Deadline) -> Partial<ImageId> {
-        const OP: &str = "DynamoDB BatchWriteItem";
-        let mut pending: Vec<WriteRequest> = ids
+        let writes = ids
             .iter()
-            .map(|id| {
-                let delete = DeleteRequest::builder()
-                    .set_key(Some(Self::key(id)))
-                    .build()
-                    .expect("key is set");
-                WriteRequest::builder().delete_request(delete).build()
-            })
+            .map(|id| (&*self.table, delete_request(key(id))))
             .collect();
-        // The ids of `pending`, for when its call fails: the requests themselves move
-        // into the call (a copy of 25 is 100 allocations).
-        let mut asked = ids;
-        let mut backoff = Backoff::default();
-        let mut retries = 0;
-        loop {
-            let sent = self
-                .client
-                .batch_write_item()
-                .request_items(&*self.table, std::mem::take(&mut pending))
-                .send();
-            let error = match send_before(deadline, OP, sent).await {
-                Ok(output) => {
-                    pending = output
-                        .unprocessed_items()
-                        .and_then(|u| u.get(&*self.table))
-                        .cloned()
-                        .unwrap_or_default();
-                    asked = pending
-                        .iter()
-                        .filter_map(|r| r.delete_request().and_then(|d| Self::id_of(d.key())))
-                        .collect();
-                    if pending.is_empty() {
-                        return Partial {
-                            retries,
-                            ..Partial::default()
-                        };
-                    }
-                    tracing::debug!(unprocessed = pending.len(), "retrying unprocessed items");
-                    retries += 1;
-                    if backoff.wait(deadline).await {
-                        continue;
-                    }
-                    deadline_passed(OP)
-                }
-                Err(err) => err,
-            };
-            return Partial {
-                failed: asked,
-                error: Some(error),
-                retries,
-                item_errors: 0,
-            };
-        }
+        batch::write(&self.client, writes, deadline).await
     }
 }
 
+/// The key of an item keyed by image id.
+fn key(id: &ImageId) -> Item {
+    HashMap::from([batch::id_attr(id)])
+}
+
+fn id_of(key: &Item) -> Option<ImageId> {
+    batch::text(key, ATTR_ID).and_then(|s| ImageId::parse(s).ok())
+}
+
+/// A `DeleteRequest` of the item under `key`.
+fn delete_request(key: Item) -> WriteRequest {
+    let delete = DeleteRequest::builder()
+        .set_key(Some(key))
+        .build()
+        .expect("key is set");
+    WriteRequest::builder().delete_request(delete).build()
+}
+
+/// A `PutRequest` of `item`.
+fn put_request(item: Item) -> WriteRequest {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .expect("item is set");
+    WriteRequest::builder().put_request(put).build()
+}
+
+/// The record of a whole item (e.g. a stream's old image), or `None` when the item
+/// is not a record this service can read.
+pub fn whole_record(item: &Item) -> Option<ImageRecord> {
+    parse_whole_record(item).ok()
+}
+
+/// A whole record: the fields the domain reads, and the item itself kept opaque.
+fn parse_whole_record(item: &Item) -> Parsed {
+    let mut record = parse_record(item)?;
+    record.rest = Opaque::new(item.clone());
+    Ok(record)
+}
+
+/// The item of a record: the one it was read from, or (for a record read without
+/// it) one built of the fields the domain knows.
+fn record_item(record: &ImageRecord) -> Item {
+    if let Some(item) = record.rest.get::<Item>() {
+        return item.clone();
+    }
+    let mut item = key(&record.id);
+    item.insert(
+        ATTR_ALBUM_ID.to_owned(),
+        AttributeValue::S(record.album_id.as_str().to_owned()),
+    );
+    if !record.object_keys.is_empty() {
+        let keys = record.object_keys.iter().map(|k| k.as_str().to_owned());
+        item.insert(
+            ATTR_OBJECT_KEYS.to_owned(),
+            AttributeValue::Ss(keys.collect()),
+        );
+    }
+    item
+}
+
 /// A record read, or the id of one that cannot be (when that much is readable).
-type Parsed = Result<ImageRecord, Option<ImageId>>;
+type Parsed = batch::Parsed<ImageRecord>;
 
 /// Reads a record from the SDK's output: `id` and `album_id` strings that parse, and
 /// `object_keys` absent, `NULL` or a string set of keys that parse.
 fn parse_record(item: &Item) -> Parsed {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+    let text = |name: &str| batch::text(item, name);
     let id = text(ATTR_ID)
         .and_then(|s| ImageId::parse(s).ok())
         .ok_or(None)?;
@@ -234,7 +203,7 @@ impl Catalog for DynamoCatalog {
     ) -> Result<AlbumPage, StoreError> {
         const OP: &str = "DynamoDB Query";
         let start = after.map(|id| {
-            let mut key = Self::key(id);
+            let mut key = key(id);
             key.insert(
                 ATTR_ALBUM_ID.to_owned(),
                 AttributeValue::S(album.as_str().to_owned()),
@@ -254,8 +223,8 @@ impl Catalog for DynamoCatalog {
             .send();
         let output = send_before(deadline, OP, sent).await?;
         Ok(AlbumPage {
-            ids: output.items().iter().filter_map(Self::id_of).collect(),
-            next: output.last_evaluated_key().and_then(Self::id_of),
+            ids: output.items().iter().filter_map(id_of).collect(),
+            next: output.last_evaluated_key().and_then(id_of),
         })
     }
 
@@ -310,6 +279,7 @@ pub(crate) mod tests {
     //! items or throttle, so these paths are exercised here.
     use super::*;
     use crate::domain::trash::{RequestId, Trigger};
+    use crate::ports::StoreErrorKind;
     use aws_sdk_dynamodb::error::ErrorMetadata;
     use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetItemOutput};
     use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
@@ -356,7 +326,7 @@ pub(crate) mod tests {
         let first = mock!(aws_sdk_dynamodb::Client::batch_get_item)
             .match_requests(|r| keys_of(r).len() == 4)
             .then_output(move || {
-                let left_keys: Vec<Item> = left.iter().map(DynamoCatalog::key).collect();
+                let left_keys: Vec<Item> = left.iter().map(key).collect();
                 BatchGetItemOutput::builder()
                     .responses(TABLE, done.iter().map(item).collect())
                     .unprocessed_keys(
@@ -373,7 +343,7 @@ pub(crate) mod tests {
             .then_compute_output(|r| {
                 let items = keys_of(r)
                     .iter()
-                    .map(|k| item(&DynamoCatalog::id_of(k).unwrap()))
+                    .map(|k| item(&id_of(k).unwrap()))
                     .collect();
                 BatchGetItemOutput::builder()
                     .responses(TABLE, items)
@@ -467,7 +437,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_record_without_an_album_is_never_returned_as_found() {
         let wanted = ids(2);
-        let items: Vec<Item> = vec![item(&wanted[0]), DynamoCatalog::key(&wanted[1])];
+        let items: Vec<Item> = vec![item(&wanted[0]), key(&wanted[1])];
         let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(move || {
             BatchGetItemOutput::builder()
                 .responses(TABLE, items.clone())
@@ -526,10 +496,7 @@ pub(crate) mod tests {
             mock!(aws_sdk_dynamodb::Client::batch_write_item).then_compute_output(move |r| {
                 let left: Vec<WriteRequest> = requests_of(r)
                     .into_iter()
-                    .filter(|w| {
-                        DynamoCatalog::id_of(w.delete_request().unwrap().key())
-                            == Some(stuck.clone())
-                    })
+                    .filter(|w| id_of(w.delete_request().unwrap().key()) == Some(stuck.clone()))
                     .collect();
                 BatchWriteItemOutput::builder()
                     .unprocessed_items(TABLE, left)
@@ -567,7 +534,7 @@ pub(crate) mod tests {
                 ),
             ])
         };
-        let (found, unprocessed) = (record(&a, "a"), DynamoCatalog::key(&b));
+        let (found, unprocessed) = (record(&a, "a"), key(&b));
         let first = mock!(aws_sdk_dynamodb::Client::batch_get_item)
             .match_requests(|r| keys_of(r).len() == 2)
             .then_output(move || {

@@ -1,5 +1,6 @@
 //! The object store on S3: `DeleteObjects` in chunks of the service's limit, run
-//! concurrently, reading its per-key errors and retrying the transient ones.
+//! concurrently, reading its per-key errors and retrying the transient ones; and, for
+//! the trash (a versioned bucket), each key's versions listed and deleted by id.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,7 +11,8 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 use super::{in_chunks, is_throttling_code, send_before};
 use crate::domain::ObjectKey;
-use crate::ports::{ObjectStore, Partial, StoreError, StoreErrorKind};
+use crate::domain::trash::{ObjectVersion, VersionId};
+use crate::ports::{Lookup, ObjectStore, ObjectVersions, Partial, StoreError, StoreErrorKind};
 use crate::retry::{Backoff, Deadline};
 
 /// S3 caps `DeleteObjects` at 1000 keys per call.
@@ -115,6 +117,167 @@ impl S3ObjectStore {
             pending = retry;
             result.retries += 1;
         }
+    }
+}
+
+impl S3ObjectStore {
+    /// Every version of `key`: `ListObjectVersions` with the key as prefix, page by
+    /// page while the pages are still about this key (the prefix also matches longer
+    /// keys, which are skipped).
+    async fn versions_of(
+        &self,
+        key: ObjectKey,
+        deadline: Deadline,
+    ) -> Lookup<ObjectVersion, ObjectKey> {
+        const OP: &str = "S3 ListObjectVersions";
+        let mut lookup = Lookup::default();
+        let mut marker: Option<(String, Option<String>)> = None;
+        loop {
+            let mut call = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(key.as_str());
+            if let Some((key_marker, version_marker)) = &marker {
+                call = call
+                    .key_marker(key_marker)
+                    .set_version_id_marker(version_marker.clone());
+            }
+            let output = match send_before(deadline, OP, call.send()).await {
+                Ok(output) => output,
+                Err(err) => {
+                    return Lookup {
+                        unread: vec![key],
+                        error: Some(err),
+                        ..Lookup::default()
+                    };
+                }
+            };
+            let bytes = output
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id(), false));
+            let markers = output
+                .delete_markers()
+                .iter()
+                .map(|m| (m.key(), m.version_id(), true));
+            for (listed, version, marker) in bytes.chain(markers) {
+                if listed != Some(key.as_str()) {
+                    continue;
+                }
+                // An unversioned object lists as version "null": a real id to S3.
+                let Some(version) = version.and_then(VersionId::parse) else {
+                    let err = StoreError::new(StoreErrorKind::Failed, OP)
+                        .with_source("a version without a version id");
+                    return Lookup {
+                        unread: vec![key],
+                        error: Some(err),
+                        ..Lookup::default()
+                    };
+                };
+                lookup.found.push(ObjectVersion {
+                    key: key.clone(),
+                    version,
+                    marker,
+                });
+            }
+            let next = output.next_key_marker().filter(|k| *k == key.as_str());
+            match next {
+                Some(next) if output.is_truncated() == Some(true) => {
+                    let version = output.next_version_id_marker().map(str::to_owned);
+                    marker = Some((next.to_owned(), version));
+                }
+                _ => return lookup,
+            }
+        }
+    }
+
+    /// Deletes one chunk of versions by id; a version that S3 refuses fails its key.
+    async fn delete_version_chunk(
+        &self,
+        versions: Vec<ObjectVersion>,
+        deadline: Deadline,
+    ) -> Partial<ObjectVersion> {
+        const OP: &str = "S3 DeleteObjects (versions)";
+        let delete = versions
+            .iter()
+            .map(|v| {
+                ObjectIdentifier::builder()
+                    .key(v.key.as_str())
+                    .version_id(v.version.as_str())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|objects| {
+                Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(true)
+                    .build()
+            });
+        let sent = async {
+            let delete = delete
+                .map_err(|err| StoreError::new(StoreErrorKind::Failed, OP).with_source(err))?;
+            let call = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send();
+            send_before(deadline, OP, call).await
+        };
+        let output = match sent.await {
+            Ok(output) => output,
+            Err(err) => {
+                return Partial {
+                    failed: versions,
+                    error: Some(err),
+                    ..Partial::default()
+                };
+            }
+        };
+        let mut result = Partial::default();
+        for error in output.errors() {
+            let code = error.code().unwrap_or("Unknown");
+            result.item_errors += 1;
+            result.error = StoreError::worst(result.error, Some(per_key_error(OP, code)));
+            // Without a key, the error covers the whole chunk.
+            let failed = versions.iter().filter(|v| {
+                error.key().is_none()
+                    || (error.key() == Some(v.key.as_str())
+                        && error.version_id().is_none_or(|id| id == v.version.as_str()))
+            });
+            result.failed.extend(failed.cloned());
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl ObjectVersions for S3ObjectStore {
+    async fn versions(
+        &self,
+        keys: &[ObjectKey],
+        deadline: Deadline,
+    ) -> Lookup<ObjectVersion, ObjectKey> {
+        crate::retry::for_each_bounded(keys.to_vec(), self.concurrency, |key| {
+            self.versions_of(key, deadline)
+        })
+        .await
+        .into_iter()
+        .collect()
+    }
+
+    async fn delete_versions(
+        &self,
+        versions: &[ObjectVersion],
+        deadline: Deadline,
+    ) -> Partial<ObjectVersion> {
+        in_chunks(versions, MAX_DELETE_BATCH, self.concurrency, |chunk| {
+            self.delete_version_chunk(chunk, deadline)
+        })
+        .await
+        .into_iter()
+        .collect()
     }
 }
 
