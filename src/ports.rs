@@ -8,7 +8,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::domain::trash::{ObjectVersion, TrashEntry, Trashed, UnixTime};
+use crate::domain::trash::{ListedAt, ObjectVersion, TrashEntry, Trashed};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::retry::Deadline;
 
@@ -83,28 +83,21 @@ pub trait Trash: Send + Sync {
     /// Removes the entries of `ids` (erased for good).
     async fn remove(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId>;
 
-    /// One page of `album`'s trash, newest first, starting after `after`.
+    /// One page of `album`'s trash, newest first, starting after `after` (older).
     async fn page(
         &self,
         album: &AlbumId,
-        after: Option<&TrashCursor>,
+        after: Option<&ListedAt>,
         limit: usize,
         deadline: Deadline,
     ) -> Result<TrashPage, StoreError>;
-}
-
-/// Where a trash listing goes on: the last entry of the page before.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrashCursor {
-    pub deleted_at: UnixTime,
-    pub id: ImageId,
 }
 
 /// A page of an album's trash, newest first; `next` is where the following one starts.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TrashPage {
     pub entries: Vec<Trashed>,
-    pub next: Option<TrashCursor>,
+    pub next: Option<ListedAt>,
 }
 
 /// The versions of objects in a versioned store (S3 with versioning on): what restore

@@ -16,9 +16,9 @@ use foldhash::{HashMap, HashSet};
 use super::claims::Abilities;
 use super::deletion::{Bin, Deleter, Denied};
 use super::ids::{AlbumId, ImageId, ImageIds, ObjectKey};
-use super::trash::{Actor, ObjectVersion, RequestId, Stamp, TrashEntry, Trigger};
+use super::trash::{Actor, ListedAt, ObjectVersion, RequestId, Stamp, TrashEntry, Trigger};
 use super::{ImageRecord, trash};
-use crate::ports::{Lookup, Partial, StoreError, StoreErrorKind, TrashCursor, TrashPage};
+use crate::ports::{Lookup, Partial, StoreError, StoreErrorKind, TrashPage};
 use crate::retry::Deadline;
 
 /// The album ability that guards the trash: listing, restore and erasure.
@@ -203,7 +203,7 @@ impl Deleter {
     pub async fn trash_page(
         &self,
         album: &AlbumId,
-        after: Option<&TrashCursor>,
+        after: Option<&ListedAt>,
         limit: usize,
         deadline: Deadline,
     ) -> Result<TrashPage, TrashError> {

@@ -141,6 +141,38 @@ pub struct TrashEntry {
     pub purge_at: UnixTime,
 }
 
+/// Where an entry sits in its album's listing, newest first: by deletion time, ties
+/// by id. Written as `<deleted_at, 12 digits>_<id>` it sorts as a string the same
+/// way: the listing index's range key, and the listing's page cursor.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListedAt {
+    pub deleted_at: UnixTime,
+    pub id: super::ImageId,
+}
+
+impl ListedAt {
+    const DIGITS: usize = 12;
+
+    /// The written form, or `None` for a time before the epoch or past year 33658.
+    pub fn key(&self) -> Option<String> {
+        let at = u64::try_from(self.deleted_at.0).ok()?;
+        let digits = at.to_string();
+        (digits.len() <= Self::DIGITS).then(|| format!("{at:012}_{}", self.id))
+    }
+
+    /// Reads the written form strictly: anything else is not a cursor.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (at, id) = raw.split_once('_')?;
+        if at.len() != Self::DIGITS || !at.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Self {
+            deleted_at: UnixTime(at.parse().ok()?),
+            id: super::ImageId::parse(id).ok()?,
+        })
+    }
+}
+
 /// What the trash listing shows of an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trashed {
@@ -155,9 +187,23 @@ impl Trashed {
     pub fn expired(&self, now: UnixTime) -> bool {
         self.purge_at <= now
     }
+
+    pub fn listed_at(&self) -> ListedAt {
+        ListedAt {
+            deleted_at: self.deleted_at,
+            id: self.id.clone(),
+        }
+    }
 }
 
 impl TrashEntry {
+    pub fn listed_at(&self) -> ListedAt {
+        ListedAt {
+            deleted_at: self.deleted_at,
+            id: self.record.id.clone(),
+        }
+    }
+
     pub fn summary(&self) -> Trashed {
         Trashed {
             id: self.record.id.clone(),
@@ -234,6 +280,40 @@ mod tests {
         for bad in ["", "-1", "3651", "1.5", "thirty", "99999999999"] {
             assert_eq!(TrashDays::parse(bad), Err(InvalidTrashDays), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn listing_positions_sort_as_their_written_form_and_read_back_strictly() {
+        let id = |n: u8| {
+            super::super::ImageId::parse(&format!("00000000-0000-4000-8000-0000000000{n:02}"))
+                .unwrap()
+        };
+        let at = |t: i64, n: u8| ListedAt {
+            deleted_at: UnixTime(t),
+            id: id(n),
+        };
+        let mut positions = [at(99, 1), at(1_800_000_000, 2), at(99, 0), at(100, 3)];
+        let mut keys: Vec<String> = positions.iter().map(|p| p.key().unwrap()).collect();
+        positions.sort();
+        keys.sort();
+        assert_eq!(
+            positions
+                .iter()
+                .map(|p| p.key().unwrap())
+                .collect::<Vec<_>>(),
+            keys
+        );
+        assert_eq!(ListedAt::parse(&keys[0]), Some(at(99, 0)));
+        for bad in [
+            "",
+            "99_x",
+            "99_00000000-0000-4000-8000-000000000001",
+            "000000000099-00000000-0000-4000-8000-000000000001",
+            "00000000009a_00000000-0000-4000-8000-000000000001",
+        ] {
+            assert_eq!(ListedAt::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(at(-1, 0).key(), None);
     }
 
     #[test]

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use crate::domain::trash::{ObjectVersion, TrashEntry, VersionId};
+use crate::domain::trash::{ListedAt, ObjectVersion, TrashEntry, VersionId};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::ports::{
     AlbumPage, Catalog, HandOff, Lookup, ObjectStore, ObjectVersions, Partial, StoreError,
-    StoreErrorKind, Trash, TrashCursor, TrashPage,
+    StoreErrorKind, Trash, TrashPage,
 };
 use crate::retry::Deadline;
 
@@ -313,25 +313,21 @@ impl Trash for MemoryCatalog {
     async fn page(
         &self,
         album: &AlbumId,
-        after: Option<&TrashCursor>,
+        after: Option<&ListedAt>,
         limit: usize,
         _deadline: Deadline,
     ) -> Result<TrashPage, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let trash = self.trash.lock().unwrap();
-        // Newest first, ties by id: the order of the index (album, deleted_at, id).
+        // Newest first: the order of the index (album, listed_at).
         let mut entries: Vec<&TrashEntry> =
             trash.values().filter(|e| e.album_id() == album).collect();
-        entries.sort_by(|a, b| (b.deleted_at, &b.record.id).cmp(&(a.deleted_at, &a.record.id)));
-        let cursor = |e: &TrashEntry| TrashCursor {
-            deleted_at: e.deleted_at,
-            id: e.record.id.clone(),
-        };
+        entries.sort_by_key(|e| std::cmp::Reverse(e.listed_at()));
         let mut rest = entries
             .into_iter()
-            .filter(|e| after.is_none_or(|c| (e.deleted_at, &e.record.id) < (c.deleted_at, &c.id)));
+            .filter(|e| after.is_none_or(|after| e.listed_at() < *after));
         let page: Vec<&TrashEntry> = rest.by_ref().take(limit).collect();
-        let next = rest.next().and(page.last()).map(|e| cursor(e));
+        let next = rest.next().and(page.last()).map(|e| e.listed_at());
         let page = page.into_iter().map(TrashEntry::summary).collect();
         Ok(TrashPage {
             entries: page,

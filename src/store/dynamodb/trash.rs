@@ -1,7 +1,7 @@
 //! The trash on DynamoDB: a table of entries keyed by image id, beside the images
 //! table. A move in writes the entry's put and the record's delete in one
 //! `BatchWriteItem` (both tables, 12 images a call); the listing queries a global
-//! secondary index on `album_id` + `deleted_at`; `purge_at` is the table's TTL
+//! secondary index on `album_id` + `listed_at` (`ListedAt`'s written form); `purge_at` is the table's TTL
 //! attribute (`template.yaml`). Item shape: `docs/trash.md`.
 
 use std::collections::HashMap;
@@ -17,9 +17,9 @@ use super::{
     ATTR_ALBUM_ID, ATTR_ID, Item, MAX_GET_BATCH, MAX_WRITE_BATCH, delete_request, id_of, key,
     parse_whole_record, put_request, record_item,
 };
-use crate::domain::trash::{Actor, RequestId, TrashEntry, Trashed, Trigger, UnixTime};
+use crate::domain::trash::{Actor, ListedAt, RequestId, TrashEntry, Trashed, Trigger, UnixTime};
 use crate::domain::{AlbumId, ImageId};
-use crate::ports::{Lookup, Partial, StoreError, Trash, TrashCursor, TrashPage};
+use crate::ports::{Lookup, Partial, StoreError, Trash, TrashPage};
 use crate::retry::{Deadline, for_each_bounded};
 use crate::store::{classify, in_chunks, send_before};
 
@@ -32,9 +32,11 @@ pub const ATTR_DELETED_BY_KIND: &str = "deleted_by_kind";
 pub const ATTR_REQUEST_ID: &str = "request_id";
 /// The table's TTL attribute.
 pub const ATTR_PURGE_AT: &str = "purge_at";
+/// The listing index's range key: `ListedAt` written out.
+pub const ATTR_LISTED_AT: &str = "listed_at";
 
-/// The index the listing queries: `album_id` (hash) + `deleted_at` (range).
-pub const DEFAULT_TRASH_INDEX: &str = "album_id-deleted_at-index";
+/// The index the listing queries: `album_id` (hash) + `listed_at` (range).
+pub const DEFAULT_TRASH_INDEX: &str = "album_id-listed_at-index";
 
 /// A move writes two items per image into one `BatchWriteItem` of at most 25.
 const IMAGES_PER_MOVE: usize = MAX_WRITE_BATCH / 2;
@@ -119,6 +121,10 @@ fn entry_item(entry: &TrashEntry) -> Item {
         (ATTR_REQUEST_ID.to_owned(), s(entry.request_id.as_str())),
         (ATTR_PURGE_AT.to_owned(), n(entry.purge_at)),
     ]);
+    // Left out (and so out of the listing) only for a time no clock gives.
+    if let Some(listed) = entry.listed_at().key() {
+        item.insert(ATTR_LISTED_AT.to_owned(), s(&listed));
+    }
     item
 }
 
@@ -167,11 +173,8 @@ fn parse_listed(item: &Item) -> Option<Trashed> {
 }
 
 /// The index key of a listed entry: where the next page starts.
-fn cursor_of(key: &HashMap<String, AttributeValue>) -> Option<TrashCursor> {
-    Some(TrashCursor {
-        deleted_at: UnixTime(number(key, ATTR_DELETED_AT)?),
-        id: id_of(key)?,
-    })
+fn cursor_of(key: &HashMap<String, AttributeValue>) -> Option<ListedAt> {
+    ListedAt::parse(text(key, ATTR_LISTED_AT)?)
 }
 
 #[async_trait]
@@ -248,23 +251,20 @@ impl Trash for DynamoTrash {
     async fn page(
         &self,
         album: &AlbumId,
-        after: Option<&TrashCursor>,
+        after: Option<&ListedAt>,
         limit: usize,
         deadline: Deadline,
     ) -> Result<TrashPage, StoreError> {
         const OP: &str = "DynamoDB Query (trash)";
-        let start = after.map(|cursor| {
-            let mut key = key(&cursor.id);
-            key.insert(
-                ATTR_ALBUM_ID.to_owned(),
-                AttributeValue::S(album.as_str().to_owned()),
-            );
-            key.insert(
-                ATTR_DELETED_AT.to_owned(),
-                AttributeValue::N(cursor.deleted_at.0.to_string()),
-            );
-            key
-        });
+        let mut condition = "#album = :album".to_owned();
+        let mut values = HashMap::from([(
+            ":album".to_owned(),
+            AttributeValue::S(album.as_str().to_owned()),
+        )]);
+        if let Some(after) = after.and_then(ListedAt::key) {
+            condition.push_str(" AND #listed < :after");
+            values.insert(":after".to_owned(), AttributeValue::S(after));
+        }
         let names = [
             ("#id", ATTR_ID),
             ("#album", ATTR_ALBUM_ID),
@@ -272,32 +272,35 @@ impl Trash for DynamoTrash {
             ("#by", ATTR_DELETED_BY),
             ("#kind", ATTR_DELETED_BY_KIND),
             ("#purge", ATTR_PURGE_AT),
+            ("#listed", ATTR_LISTED_AT),
         ];
+        let names: HashMap<String, String> = names
+            .iter()
+            .map(|(a, n)| (a.to_string(), n.to_string()))
+            .collect();
         let sent = self
             .client
             .query()
             .table_name(&*self.trash)
             .index_name(&self.index)
-            .key_condition_expression("#album = :album")
-            .expression_attribute_values(":album", AttributeValue::S(album.as_str().to_owned()))
-            .set_expression_attribute_names(Some(
-                names
-                    .iter()
-                    .map(|(a, n)| (a.to_string(), n.to_string()))
-                    .collect(),
-            ))
+            .key_condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_names(Some(names))
             // What the listing shows: never the record.
-            .projection_expression("#id, #album, #at, #by, #kind, #purge")
+            .projection_expression("#id, #album, #at, #by, #kind, #purge, #listed")
             .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
+            // One more than a page: whether another page follows, without an empty one.
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
             .send();
         let output = send_before(deadline, OP, sent).await?;
-        let entries = output.items().iter().filter_map(parse_listed).collect();
-        Ok(TrashPage {
-            entries,
-            next: output.last_evaluated_key().and_then(cursor_of),
-        })
+        let items = output.items();
+        let entries = items.iter().take(limit).filter_map(parse_listed).collect();
+        let next = if items.len() > limit {
+            items.get(limit.saturating_sub(1)).and_then(cursor_of)
+        } else {
+            None
+        };
+        Ok(TrashPage { entries, next })
     }
 }
 
