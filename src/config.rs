@@ -3,6 +3,8 @@
 
 use secrecy::SecretString;
 
+use crate::domain::trash::TrashDays;
+
 /// Where the token signing keys come from.
 #[derive(Debug)]
 pub enum KeySource {
@@ -53,6 +55,18 @@ pub struct Config {
     /// each to DynamoDB and S3 during init, so the first request does not pay for
     /// them; worth it where init runs ahead of requests (provisioned concurrency).
     pub preconnect: bool,
+    /// `TRASH_DAYS` (0 or unset: deletion is final) with `TRASH_TABLE` (required
+    /// then) and `TRASH_INDEX`: see `docs/trash.md`.
+    pub trash: Option<TrashSettings>,
+}
+
+/// Where trashed images go and how long they stay.
+#[derive(Debug)]
+pub struct TrashSettings {
+    pub days: TrashDays,
+    pub table: String,
+    /// The trash table's index on `album_id` + `listed_at`.
+    pub index: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +163,25 @@ impl Config {
                 check_endpoint(name, &url)?;
             }
         }
+        let days =
+            TrashDays::parse(get("TRASH_DAYS").as_deref().unwrap_or("0")).map_err(|err| {
+                ConfigError::Invalid {
+                    name: "TRASH_DAYS",
+                    why: err.to_string(),
+                }
+            })?;
+        let trash = match days {
+            None => None,
+            Some(days) => Some(TrashSettings {
+                days,
+                table: required("TRASH_TABLE")?,
+                index: get("TRASH_INDEX").unwrap_or_else(|| {
+                    crate::store::dynamodb::trash::DEFAULT_TRASH_INDEX.to_owned()
+                }),
+            }),
+        };
         Ok(Self {
+            trash,
             table: required("IMAGES_TABLE")?,
             bucket: required("IMAGES_BUCKET")?,
             keys,
@@ -266,6 +298,29 @@ mod tests {
         assert!(c.album_prefetch);
         assert!(!c.preconnect);
         assert!(c.cleanup_queue_url.is_none());
+        assert!(c.trash.is_none());
+    }
+
+    #[test]
+    fn a_trash_needs_its_table_and_days_in_range() {
+        let c = config(&[BASE, &[("TRASH_DAYS", "30"), ("TRASH_TABLE", "t")]].concat()).unwrap();
+        let trash = c.trash.unwrap();
+        assert_eq!((trash.days.get(), trash.table.as_str()), (30, "t"));
+        assert_eq!(trash.index, "album_id-listed_at-index");
+        assert!(
+            config(&[BASE, &[("TRASH_DAYS", "0")]].concat())
+                .unwrap()
+                .trash
+                .is_none()
+        );
+        let err = config(&[BASE, &[("TRASH_DAYS", "30")]].concat()).unwrap_err();
+        assert_eq!(err.to_string(), "TRASH_TABLE must be set");
+        let err = config(&[BASE, &[("TRASH_DAYS", "-1"), ("TRASH_TABLE", "t")]].concat());
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .starts_with("TRASH_DAYS is invalid")
+        );
     }
 
     #[test]

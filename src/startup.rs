@@ -15,6 +15,7 @@ use crate::domain::Deleter;
 use crate::http::Api;
 use crate::retry::Deadline;
 use crate::store::dynamodb::DynamoCatalog;
+use crate::store::dynamodb::trash::DynamoTrash;
 use crate::store::s3::S3ObjectStore;
 use crate::store::sqs::SqsHandOff;
 use crate::triggers::Cleanup;
@@ -111,18 +112,25 @@ pub async fn aws_config() -> Result<SdkConfig, InitError> {
     Ok(loader.load().await)
 }
 
-/// The deletion core over DynamoDB and S3.
+/// The deletion core over DynamoDB and S3, with the trash when `TRASH_DAYS` sets one.
 pub fn deleter(config: &Config, aws: &SdkConfig) -> Deleter {
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let s3_config = aws_sdk_s3::config::Builder::from(aws)
         .force_path_style(config.s3_path_style)
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(s3_config);
-    let catalog = DynamoCatalog::new(dynamodb, &config.table, config.concurrency)
+    let catalog = DynamoCatalog::new(dynamodb.clone(), &config.table, config.concurrency)
         .with_album_index(&config.album_index);
-    Deleter::new(
-        Arc::new(catalog),
-        Arc::new(S3ObjectStore::new(s3, &config.bucket, config.concurrency)),
+    let objects = Arc::new(S3ObjectStore::new(s3, &config.bucket, config.concurrency));
+    let Some(trash) = &config.trash else {
+        return Deleter::new(Arc::new(catalog), objects);
+    };
+    let bin = DynamoTrash::new(dynamodb, &config.table, &trash.table, config.concurrency)
+        .with_index(&trash.index);
+    Deleter::new(Arc::new(catalog.with_whole_records()), objects.clone()).with_trash(
+        Arc::new(bin),
+        objects,
+        trash.days,
     )
 }
 

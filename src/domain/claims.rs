@@ -72,6 +72,18 @@ impl Abilities {
         })
     }
 
+    /// The albums on which the token grants `ability`, in name order.
+    pub fn albums_granting(&self, ability: &str) -> Vec<AlbumId> {
+        let mut albums: Vec<AlbumId> = self
+            .0
+            .keys()
+            .filter_map(|album| AlbumId::parse(album).ok())
+            .filter(|album| self.grants(album, ability))
+            .collect();
+        albums.sort();
+        albums
+    }
+
     /// Whether the token grants any of `abilities` for `album`.
     pub fn grants_any(&self, album: &AlbumId, abilities: &[String]) -> bool {
         abilities.iter().any(|ability| self.grants(album, ability))

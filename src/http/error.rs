@@ -8,8 +8,9 @@ use lambda_http::http::{HeaderValue, Response, StatusCode, header};
 pub enum ApiError {
     #[error("no such route")]
     NotFound,
+    /// The path exists; `allow` lists its methods.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
     #[error("no such image")]
     ImageNotFound,
     /// Missing, malformed, badly signed or expired token, or an image the token may
@@ -18,6 +19,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("{detail}")]
     InvalidImageId { detail: String },
+    /// A query parameter that cannot be read (`album_id`, `page`).
+    #[error("invalid parameter {name}")]
+    InvalidParameter { name: &'static str },
+    /// A trash listing over more albums than one request reads.
+    #[error("too many albums")]
+    TooManyAlbums { max: usize },
     #[error("too many image ids")]
     TooManyIds { max: usize },
     #[error("unreadable body")]
@@ -51,9 +58,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NotFound | Self::ImageNotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::InvalidImageId { .. }
+            | Self::InvalidParameter { .. }
+            | Self::TooManyAlbums { .. }
             | Self::TooManyIds { .. }
             | Self::InvalidBody
             | Self::InvalidRequest => StatusCode::BAD_REQUEST,
@@ -70,9 +79,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound | Self::ImageNotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::InvalidImageId { .. } => "invalid_image_id",
+            Self::InvalidParameter { .. } => "invalid_parameter",
+            Self::TooManyAlbums { .. } => "too_many_albums",
             Self::TooManyIds { .. } => "too_many_image_ids",
             Self::InvalidBody => "invalid_body",
             Self::InvalidRequest => "invalid_request",
@@ -87,13 +98,19 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             Self::NotFound => "No route matches this path.".into(),
-            Self::MethodNotAllowed => "This path only accepts DELETE.".into(),
+            Self::MethodNotAllowed { allow } => format!("This path only accepts {allow}."),
             Self::ImageNotFound => "No image has this id.".into(),
             Self::Unauthorized => "Access denied".into(),
             Self::InvalidImageId { detail } => {
                 format!("{detail}; ids are UUIDs like 7dca41d5-d76a-4ebb-9e00-dd13c13fc238.")
             }
             Self::TooManyIds { max } => format!("At most {max} distinct image ids per request."),
+            Self::InvalidParameter { name } => {
+                format!("The {name} parameter is malformed; page takes the X-next-page of the answer before.")
+            }
+            Self::TooManyAlbums { max } => {
+                format!("The token has trash on more than {max} albums: name one with album_id.")
+            }
             Self::InvalidBody => {
                 "The body is not a readable form (image_ids[]=...) or JSON object ({\"image_ids\": [...]}).".into()
             }
@@ -126,8 +143,8 @@ impl ApiError {
                 );
                 return response;
             }
-            Self::MethodNotAllowed => {
-                headers.insert(header::ALLOW, HeaderValue::from_static("DELETE"));
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             Self::Throttled | Self::Unavailable => {
                 headers.insert(

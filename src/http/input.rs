@@ -13,8 +13,11 @@ use crate::domain::{ImageId, ImageIds, InvalidImageIds};
 /// about 52 KiB; API Gateway itself allows 10 MiB.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
-/// The collection path, without any API Gateway stage prefix.
+/// The collection paths, without any API Gateway stage prefix.
 const COLLECTION: &str = "/api/v1/images";
+const TRASH: &str = "/api/v1/trashed_images";
+/// Erasure has a path of its own: a dropped parameter never turns it into a restore.
+const ERASE: &str = "/api/v1/trashed_images/erase";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route<'a> {
@@ -22,30 +25,70 @@ pub enum Route<'a> {
     Bulk,
     /// `DELETE /api/v1/images/{id}`, the id as given.
     One(&'a str),
+    /// `GET /api/v1/trashed_images`
+    TrashList,
+    /// `DELETE /api/v1/trashed_images`: bulk restore.
+    RestoreBulk,
+    /// `DELETE /api/v1/trashed_images/{id}`, the id as given.
+    RestoreOne(&'a str),
+    /// `POST /api/v1/trashed_images/erase`
+    Erase,
 }
 
-/// Resolves the route of `request`, or the 404/405 to answer.
-pub fn route<'a>(request: &'a Request, stage: Option<&str>) -> Result<Route<'a>, ApiError> {
+impl Route<'_> {
+    /// Whether this is one of the trash's routes (guarded by the `trash` ability).
+    pub fn in_trash(&self) -> bool {
+        !matches!(self, Self::Bulk | Self::One(_))
+    }
+}
+
+/// Resolves the route of `request`, or the 404/405 to answer. The trash's routes
+/// exist only when `trash` is on: with `TRASH_DAYS` = 0 they are 404, as before.
+pub fn route<'a>(
+    request: &'a Request,
+    stage: Option<&str>,
+    trash: bool,
+) -> Result<Route<'a>, ApiError> {
     let path = path_without_stage(request.uri().path(), stage);
     let path = path
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
         .unwrap_or(path);
-    let route = if path == COLLECTION {
-        Route::Bulk
-    } else if let Some(id) = path
-        .strip_prefix(COLLECTION)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .filter(|id| !id.is_empty() && !id.contains('/'))
-    {
-        Route::One(id)
-    } else {
-        return Err(ApiError::NotFound);
+    let item = |collection: &str| {
+        path.strip_prefix(collection)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|id| !id.is_empty() && !id.contains('/'))
     };
-    if request.method() != Method::DELETE {
-        return Err(ApiError::MethodNotAllowed);
+    let method = request.method();
+    let allowed = |route, allow: &'static str, methods: &[Method]| {
+        if methods.contains(method) {
+            Ok(route)
+        } else {
+            Err(ApiError::MethodNotAllowed { allow })
+        }
+    };
+    let delete = &[Method::DELETE][..];
+    if path == COLLECTION {
+        allowed(Route::Bulk, "DELETE", delete)
+    } else if let Some(id) = item(COLLECTION) {
+        allowed(Route::One(id), "DELETE", delete)
+    } else if !trash {
+        Err(ApiError::NotFound)
+    } else if path == ERASE {
+        allowed(Route::Erase, "POST", &[Method::POST])
+    } else if path == TRASH {
+        match *method {
+            Method::GET => Ok(Route::TrashList),
+            Method::DELETE => Ok(Route::RestoreBulk),
+            _ => Err(ApiError::MethodNotAllowed {
+                allow: "GET, DELETE",
+            }),
+        }
+    } else if let Some(id) = item(TRASH) {
+        allowed(Route::RestoreOne(id), "DELETE", delete)
+    } else {
+        Err(ApiError::NotFound)
     }
-    Ok(route)
 }
 
 /// REST APIs (v1) and named HTTP API stages put the stage in front of the path.
@@ -208,7 +251,7 @@ fn hex_byte(digits: &[u8]) -> Option<u8> {
     u8::try_from(digit(digits[0])? * 16 + digit(digits[1])?).ok()
 }
 
-fn percent_decode(raw: &str) -> String {
+pub(super) fn percent_decode(raw: &str) -> String {
     form_urlencoded::parse(raw.as_bytes())
         .next()
         .map(|(k, _)| k.into_owned())
@@ -241,18 +284,19 @@ mod tests {
     #[test]
     fn routes_with_and_without_a_stage() {
         let bulk = request("DELETE", "/api/v1/images", None, Body::Empty);
-        assert_eq!(route(&bulk, None), Ok(Route::Bulk));
+        assert_eq!(route(&bulk, None, false), Ok(Route::Bulk));
         let staged = request("DELETE", "/prod/api/v1/images/", None, Body::Empty);
-        assert_eq!(route(&staged, Some("prod")), Ok(Route::Bulk));
+        assert_eq!(route(&staged, Some("prod"), false), Ok(Route::Bulk));
         let one = request(
             "DELETE",
             &format!("/prod/api/v1/images/{A}"),
             None,
             Body::Empty,
         );
-        assert_eq!(route(&one, Some("prod")), Ok(Route::One(A)));
+        assert_eq!(route(&one, Some("prod"), false), Ok(Route::One(A)));
         let get = request("GET", "/api/v1/images", None, Body::Empty);
-        assert_eq!(route(&get, None), Err(ApiError::MethodNotAllowed));
+        let refused = Err(ApiError::MethodNotAllowed { allow: "DELETE" });
+        assert_eq!(route(&get, None, false), refused);
         for path in [
             "/",
             "/api/v1/image",
@@ -260,7 +304,53 @@ mod tests {
             "/other/api/v1/images",
         ] {
             let r = request("DELETE", path, None, Body::Empty);
-            assert_eq!(route(&r, Some("prod")), Err(ApiError::NotFound), "{path}");
+            assert_eq!(
+                route(&r, Some("prod"), true),
+                Err(ApiError::NotFound),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_trash_routes_exist_only_with_a_trash() {
+        let restore_one = format!("/api/v1/trashed_images/{A}");
+        for (method, path, want) in [
+            ("GET", "/api/v1/trashed_images", Ok(Route::TrashList)),
+            ("DELETE", "/api/v1/trashed_images/", Ok(Route::RestoreBulk)),
+            ("DELETE", restore_one.as_str(), Ok(Route::RestoreOne(A))),
+            ("POST", "/api/v1/trashed_images/erase", Ok(Route::Erase)),
+            // A restore can never be spelled as an erasure, nor the reverse.
+            (
+                "DELETE",
+                "/api/v1/trashed_images/erase",
+                Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            ),
+            (
+                "POST",
+                "/api/v1/trashed_images",
+                Err(ApiError::MethodNotAllowed {
+                    allow: "GET, DELETE",
+                }),
+            ),
+            (
+                "GET",
+                restore_one.as_str(),
+                Err(ApiError::MethodNotAllowed { allow: "DELETE" }),
+            ),
+            (
+                "DELETE",
+                "/api/v1/trashed_images/a/b",
+                Err(ApiError::NotFound),
+            ),
+        ] {
+            let r = request(method, path, None, Body::Empty);
+            assert_eq!(route(&r, None, true), want, "{method} {path}");
+            assert_eq!(
+                route(&r, None, false),
+                Err(ApiError::NotFound),
+                "{method} {path}"
+            );
         }
     }
 

@@ -1,5 +1,6 @@
-//! The HTTP entry point: `DELETE /api/v1/images` and `DELETE /api/v1/images/{id}`
-//! behind API Gateway (REST and HTTP APIs), a function URL or an ALB.
+//! The HTTP entry point: `DELETE /api/v1/images` and `DELETE /api/v1/images/{id}`,
+//! and with a trash its routes (`trash`), behind API Gateway (REST and HTTP APIs), a
+//! function URL or an ALB.
 //!
 //! Order of work: route, authenticate, parse (all without AWS), then the deletion
 //! core; every answer, errors included, leaves through `finish`.
@@ -7,6 +8,7 @@
 pub mod error;
 pub mod event;
 pub mod input;
+mod trash;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +52,8 @@ pub struct Api {
     tokens: Tokens,
     max_ids: usize,
     delete_abilities: Vec<String>,
+    /// The album ability that guards the trash's routes.
+    trash_ability: String,
 }
 
 /// Attached to every answer's extensions (never sent): how many of the ids it did not
@@ -81,6 +85,7 @@ impl Api {
             tokens,
             max_ids,
             delete_abilities,
+            trash_ability: crate::domain::restore::TRASH_ABILITY.to_owned(),
         }
     }
 
@@ -144,17 +149,46 @@ impl Api {
         aws_request_id: &str,
         tally: &mut Tally,
     ) -> Result<Response<Body>, ApiError> {
-        let route = input::route(request, stage(request))?;
+        let route = input::route(request, stage(request), self.deleter.trashes())?;
         let claims = self.authenticate(request.headers(), aws_request_id)?;
-        // A token that may delete nowhere gets no work done on its behalf: no reads
+        // A token that may do nothing here gets no work done on its behalf: no reads
         // to amplify, no renewal (docs/design.md, Security).
-        if !claims.abilities.grants_any_anywhere(&self.delete_abilities) {
-            tracing::info!(aws_request_id, user_id = %claims.user_id, "token grants no delete ability");
+        let (needed, what) = if route.in_trash() {
+            (std::slice::from_ref(&self.trash_ability), "trash")
+        } else {
+            (&self.delete_abilities[..], "delete")
+        };
+        if !claims.abilities.grants_any_anywhere(needed) {
+            tracing::info!(aws_request_id, user_id = %claims.user_id, "token grants no {what} ability");
             return Err(ApiError::Unauthorized);
         }
+        let mut response = if route.in_trash() {
+            self.serve_trash(route, request, &claims, aws_request_id, tally)
+                .await?
+        } else {
+            self.serve_delete(route, request, &claims, aws_request_id, tally)
+                .await?
+        };
+        // Minted only once the answer is a success: failures carry no token; nor does
+        // a success past the renewal cap (README, Tokens).
+        if let Some(fresh) = self.tokens.renew(&claims, unix_now()) {
+            let token = HeaderValue::from_str(&fresh).expect("a JWT is a valid header value");
+            response.headers_mut().insert("x-token", token);
+        }
+        Ok(response)
+    }
+
+    async fn serve_delete(
+        &self,
+        route: Route<'_>,
+        request: &Request,
+        claims: &Claims,
+        aws_request_id: &str,
+        tally: &mut Tally,
+    ) -> Result<Response<Body>, ApiError> {
         let ids = match route {
-            Route::Bulk => input::bulk_ids(request, self.max_ids)?,
             Route::One(raw) => ImageIds::one(input::one_id(raw)?),
+            _ => input::bulk_ids(request, self.max_ids)?,
         };
         tally.requested = ids.len();
         let authority = Authority::Token {
@@ -190,17 +224,10 @@ impl Api {
         tally.metrics.objects_deleted = outcome.objects_deleted as u64;
         tally.metrics.unprocessed_retries = outcome.retries;
         tally.metrics.s3_key_errors = outcome.object_errors;
-        let mut response = match route {
-            Route::Bulk => bulk_answer(outcome, aws_request_id)?,
-            Route::One(_) => one_answer(outcome, aws_request_id)?,
-        };
-        // Minted only once the answer is a success: failures carry no token; nor does
-        // a success past the renewal cap (README, Tokens).
-        if let Some(fresh) = self.tokens.renew(&claims, unix_now()) {
-            let token = HeaderValue::from_str(&fresh).expect("a JWT is a valid header value");
-            response.headers_mut().insert("x-token", token);
+        match route {
+            Route::One(_) => one_answer(outcome, aws_request_id),
+            _ => bulk_answer(outcome, aws_request_id),
         }
-        Ok(response)
     }
 
     fn authenticate(&self, headers: &HeaderMap, aws_request_id: &str) -> Result<Claims, ApiError> {

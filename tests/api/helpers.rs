@@ -82,7 +82,7 @@ impl TestApp {
         ]
         .into_iter()
         .chain(extra.iter().copied())
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| (k.to_owned(), v.replace("{table}", &table)))
         .collect();
         vars.entry("MAX_IDS".into())
             .or_insert_with(|| "1000".into());
@@ -149,6 +149,32 @@ impl TestApp {
             bucket,
             tokens,
         }
+    }
+
+    /// An app whose deletions go to a 30-day trash (`create_trash`).
+    pub async fn spawn_trashing() -> Self {
+        let app = Self::spawn_with(&[("TRASH_DAYS", "30"), ("TRASH_TABLE", "{table}-trash")]).await;
+        app.create_trash().await;
+        app
+    }
+
+    /// A token granting each of `abilities` on each of `albums`, valid for an hour.
+    pub fn token_for(&self, albums: &[&str], abilities: &[&str]) -> String {
+        let access: serde_json::Map<String, Value> = abilities
+            .iter()
+            .map(|a| (a.to_string(), true.into()))
+            .collect();
+        let all: serde_json::Map<String, Value> = albums
+            .iter()
+            .map(|a| (a.to_string(), serde_json::json!({ "Access": access })))
+            .collect();
+        let now = now();
+        let claims = serde_json::from_value(serde_json::json!({
+            "exp": now + 3600, "iat": now, "user_id": "dc850635-9cda-4c7c-8102-bed25f39055e",
+            "abilities": all
+        }))
+        .unwrap();
+        self.tokens.mint(&claims, now)
     }
 
     /// Creates this app's trash table (`<table>-trash`, with the listing's index), and
@@ -397,6 +423,17 @@ pub fn now() -> i64 {
 }
 
 /// A fixture from `events/`, as JSON to edit.
+/// A fixture with this token in its `Authorization` header.
+pub fn fixture_with_token(name: &str, token: &str) -> Value {
+    let mut event = fixture(name);
+    set_header(
+        &mut event,
+        "authorization",
+        &format!("Token token=\"{token}\""),
+    );
+    event
+}
+
 pub fn fixture(name: &str) -> Value {
     let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

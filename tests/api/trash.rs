@@ -214,3 +214,168 @@ async fn a_record_removed_behind_our_back_is_adopted_into_the_trash() {
     let entry = app.item(&trash_table, id).await.unwrap();
     assert_eq!(entry["request_id"].as_s().unwrap(), "stream-1");
 }
+
+// --- Through the routes, with `TRASH_DAYS` = 30 (the fixtures of events/trash/). ---
+
+use crate::helpers::{
+    assert_denied, assert_seed_headers, body_json, fixture_with_token, form_body, header, request,
+};
+
+/// An app with a trash, the nine seed images in the seed album, and `trashed` of
+/// them deleted through the bulk route by a token with `image_delete`.
+async fn trashed_app(trashed: &[&str]) -> TestApp {
+    let app = TestApp::spawn_trashing().await;
+    for id in SEED_IDS {
+        app.seed_image(id, SEED_ALBUM).await;
+    }
+    let token = app.token_for(&[SEED_ALBUM], &["image_delete"]);
+    let mut event = fixture_with_token("apigw-rest-bulk-delete.json", &token);
+    event["body"] = form_body(trashed).into();
+    let response = app.send(request(&event)).await;
+    assert_eq!(response.status(), 200);
+    app
+}
+
+fn restore_one(id: &str, token: &str) -> lambda_http::Request {
+    let mut event = fixture_with_token("trash/apigw-rest-restore-one.json", token);
+    event["path"] = format!("/api/v1/trashed_images/{id}").into();
+    event["pathParameters"]["id"] = id.into();
+    request(&event)
+}
+
+#[tokio::test]
+async fn the_routes_list_restore_and_erase_what_a_delete_trashed() {
+    // GIVEN three seed images deleted through the bulk route
+    let (a, b, c) = (SEED_IDS[0], SEED_IDS[1], SEED_IDS[2]);
+    let app = trashed_app(&[a, b, c]).await;
+    let keys = crate::helpers::image_keys(SEED_ALBUM, a);
+    assert_eq!(app.object_bytes(&keys[0]).await, None);
+    let token = app.token_for(&[SEED_ALBUM], &["trash"]);
+
+    // WHEN the trash is listed
+    let list = app
+        .send(request(&fixture_with_token(
+            "trash/apigw-rest-trash-list.json",
+            &token,
+        )))
+        .await;
+    // THEN the three are there, with who deleted them and when they will be purged
+    assert_eq!(list.status(), 200);
+    assert_seed_headers(&list);
+    assert!(header(&list, "x-token").is_some());
+    let listed = body_json(&list);
+    let mut ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want = vec![a, b, c];
+    want.sort();
+    assert_eq!(ids, want);
+    let first = &listed[0];
+    assert_eq!(first["album_id"], SEED_ALBUM);
+    assert_eq!(first["deleted_by"], "dc850635-9cda-4c7c-8102-bed25f39055e");
+    assert!(first["deleted_at"].as_str().unwrap().ends_with('Z'));
+    assert!(first["purge_at"].as_str().unwrap() > first["deleted_at"].as_str().unwrap());
+    assert!(header(&list, "x-next-page").is_none());
+
+    // WHEN one is restored by its own route
+    let restored = app.send(restore_one(a, &token)).await;
+    // THEN 204 with a fresh token, and the image is back, bytes and record
+    assert_eq!(restored.status(), 204);
+    assert!(header(&restored, "x-token").is_some());
+    assert!(app.record_exists(a).await);
+    assert!(app.object_bytes(&keys[0]).await.is_some());
+    // AND a second restore of it is a 404
+    assert_eq!(app.send(restore_one(a, &token)).await.status(), 404);
+
+    // WHEN b is restored in bulk and c erased
+    let mut event = fixture_with_token("trash/apigw-rest-restore-bulk.json", &token);
+    event["body"] = form_body(&[b]).into();
+    let bulk = app.send(request(&event)).await;
+    assert_eq!(bulk.status(), 200);
+    assert_eq!(body_json(&bulk), serde_json::json!([b]));
+    let mut event = fixture_with_token("trash/apigw-rest-erase.json", &token);
+    event["body"] = form_body(&[c]).into();
+    let erased = app.send(request(&event)).await;
+    // THEN b is an image again, c is gone for good, and the trash is empty
+    assert_eq!(erased.status(), 200);
+    assert_eq!(body_json(&erased), serde_json::json!([c]));
+    assert!(app.record_exists(b).await && !app.record_exists(c).await);
+    let list = app
+        .send(request(&fixture_with_token(
+            "trash/apigw-rest-trash-list.json",
+            &token,
+        )))
+        .await;
+    assert_eq!(body_json(&list), serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn the_trash_refuses_tokens_without_trash_on_the_album_and_changes_nothing() {
+    // GIVEN a trashed image of the seed album
+    let a = SEED_IDS[0];
+    let app = trashed_app(&[a]).await;
+    for token in [
+        app.token_for(&[SEED_ALBUM], &["image_delete"]),
+        app.token_for(&[OTHER_ALBUM], &["trash"]),
+    ] {
+        // WHEN a token without trash on the seed album restores it or lists it
+        let restore = app.send(restore_one(a, &token)).await;
+        let list = app
+            .send(request(&fixture_with_token(
+                "trash/apigw-rest-trash-list.json",
+                &token,
+            )))
+            .await;
+        // THEN both are refused as the seed refuses, and it stays in the trash
+        assert_denied(&restore);
+        assert_denied(&list);
+        assert!(!app.record_exists(a).await);
+    }
+}
+
+#[tokio::test]
+async fn bad_trash_requests_are_clear_4xx() {
+    let app = trashed_app(&[SEED_IDS[0]]).await;
+    let token = app.token_for(&[SEED_ALBUM], &["trash"]);
+    // An unknown id is a 404; a malformed one a 400.
+    assert_eq!(
+        app.send(restore_one(SEED_IDS[5], &token)).await.status(),
+        404
+    );
+    assert_eq!(
+        app.send(restore_one("not-a-uuid", &token)).await.status(),
+        400
+    );
+    // A page that is not one the listing gave is a 400.
+    let mut event = fixture_with_token("trash/apigw-rest-trash-list.json", &token);
+    event["queryStringParameters"]["page"] = "yesterday".into();
+    event["multiValueQueryStringParameters"]["page"] = serde_json::json!(["yesterday"]);
+    let response = app.send(request(&event)).await;
+    crate::helpers::assert_client_error(&response, 400, "invalid_parameter");
+    // A restore spelled as an erasure's path is refused, not run.
+    let mut event = fixture_with_token("trash/apigw-rest-restore-bulk.json", &token);
+    event["path"] = "/api/v1/trashed_images/erase".into();
+    let response = app.send(request(&event)).await;
+    assert_eq!(response.status(), 405);
+    assert_eq!(header(&response, "allow"), Some("POST"));
+    assert!(!app.record_exists(SEED_IDS[0]).await);
+}
+
+#[tokio::test]
+async fn without_a_trash_the_routes_do_not_exist() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&[SEED_ALBUM], &["trash", "image_delete"]);
+    for name in [
+        "trash/apigw-rest-trash-list.json",
+        "trash/apigw-rest-restore-one.json",
+        "trash/apigw-rest-restore-bulk.json",
+        "trash/apigw-rest-erase.json",
+    ] {
+        let response = app.send(request(&fixture_with_token(name, &token))).await;
+        assert_eq!(response.status(), 404, "{name}");
+    }
+}
