@@ -25,7 +25,7 @@ cd "$work"
 # object_level_authorization) are left out: the API has no create or read operation.
 # scripts/conformance_hooks.py: no non-UTF-8 text bodies (the local emulator's limit).
 PYTHONPATH="$root/scripts" SCHEMATHESIS_HOOKS=conformance_hooks \
-  "$root/.tools/api/bin/schemathesis" run "$spec" --url "$url" \
+  "$root/.tools/api/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run "$spec" --url "$url" \
   --header "Authorization: Token token=\"$token\"" \
   --phases examples,coverage,fuzzing \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,positive_data_acceptance,missing_required_header,unsupported_method,allow_header_conformance,ignored_auth \

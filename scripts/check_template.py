@@ -70,8 +70,24 @@ expect(table.get("OnDemandThroughput", {}).get("Fn::If", [None])[0] == "CapReads
 expect(str(parameters.get("RecoveryWindowDays", {}).get("Default")) == "0",
        "RecoveryWindowDays defaults to 0 (no versioning)")
 bucket = props("ImagesBucket")
-expect(bucket.get("VersioningConfiguration", {}).get("Fn::If", [None])[0] == "Recoverable",
-       "versioning only with a recovery window")
+expect(bucket.get("VersioningConfiguration", {}).get("Fn::If", [None])[0] == "Versioned",
+       "versioning only with a recovery window or a trash")
+expect(template.get("Conditions", {}).get("Versioned") == {"Fn::Or": [{"Condition": "Recoverable"}, {"Condition": "Trashing"}]},
+       "Versioned means a recovery window or a trash")
+# The trash: off by default, purged by TTL, listed through its index, wired to the function.
+expect(str(parameters.get("TrashDays", {}).get("Default")) == "0", "TrashDays defaults to 0 (no trash)")
+trash = props("TrashTable")
+expect(resources.get("TrashTable", {}).get("Condition") == "Trashing", "the trash table exists only with a trash")
+expect(trash.get("TimeToLiveSpecification") == {"AttributeName": "purge_at", "Enabled": True},
+       "trash entries expire by TTL on purge_at")
+expect(trash.get("DeletionProtectionEnabled") is True, "the trash table has deletion protection")
+indexes = {i.get("IndexName"): i for i in trash.get("GlobalSecondaryIndexes", [])}
+expect("album_id-listed_at-index" in indexes, "the trash's listing index")
+expect("record" not in str(indexes.get("album_id-listed_at-index", {}).get("Projection")),
+       "the listing index never holds the record")
+env = props("DeleteImagesFunction").get("Environment", {}).get("Variables", {})
+expect(env.get("TRASH_DAYS") == {"Ref": "TrashDays"}, "the function reads TrashDays")
+expect("TrashTable" in str(env.get("TRASH_TABLE")), "the function knows the trash table")
 expect("NoncurrentVersionExpiration" in str(bucket.get("LifecycleConfiguration")),
        "noncurrent versions expire after the recovery window")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mint an HS256 API token for local use (stdlib only; the service itself signs in Rust).
 
-    python3 scripts/devtoken.py [--album ID]... [--ability NAME] [--ttl SECONDS] [--exp EPOCH]
+    python3 scripts/devtoken.py [--album ID]... [--ability NAME]... [--ttl SECONDS] [--exp EPOCH]
 
 Reads the key from JWT_SECRET (default: the documented dev secret). Never use the dev
 secret outside a local run.
@@ -21,13 +21,15 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def mint(secret: str, albums, ability: str, exp: int, iat: int) -> str:
+def mint(secret: str, albums, ability, exp: int, iat: int) -> str:
+    """`ability`: one name, or a list of them, granted on every album."""
+    abilities = [ability] if isinstance(ability, str) else list(ability)
     header = {"typ": "JWT", "alg": "HS256"}
     claims = {
         "exp": exp,
         "iat": iat,
         "user_id": SEED_USER,
-        "abilities": {album: {"Access": {ability: True}} for album in albums},
+        "abilities": {album: {"Access": {a: True for a in abilities}} for album in albums},
     }
     signing_input = ".".join(
         b64(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
@@ -39,7 +41,7 @@ def mint(secret: str, albums, ability: str, exp: int, iat: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--album", action="append", help="album id (repeatable)")
-    parser.add_argument("--ability", default="image_list")
+    parser.add_argument("--ability", action="append", help="ability granted on each album (repeatable; default image_list)")
     parser.add_argument("--ttl", type=int, default=14400)
     parser.add_argument("--exp", type=int, help="absolute expiry (overrides --ttl)")
     parser.add_argument("--iat", type=int, help="issue time (default: now)")
@@ -48,7 +50,7 @@ def main() -> None:
     iat = args.iat if args.iat is not None else now
     exp = args.exp if args.exp is not None else now + args.ttl
     secret = os.environ.get("JWT_SECRET") or DEV_SECRET
-    print(mint(secret, args.album or [SEED_ALBUM], args.ability, exp, iat))
+    print(mint(secret, args.album or [SEED_ALBUM], args.ability or ["image_list"], exp, iat))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ export AWS_REGION=${AWS_REGION:-us-east-1} AWS_EC2_METADATA_DISABLED=true
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-$AWS_REGION}  # boto3 reads this one
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
 export IMAGES_TABLE=${IMAGES_TABLE:-images} IMAGES_BUCKET=${IMAGES_BUCKET:-images}
+# Deleted images go to a 30-day trash (docs/trash.md); TRASH_DAYS=0 deletes for good.
+export TRASH_DAYS=${TRASH_DAYS:-30} TRASH_TABLE=${TRASH_TABLE:-$IMAGES_TABLE-trash}
 export JWT_SECRET=${JWT_SECRET:-dev-secret-for-local-runs-only-0123456789abcdef}
 export RUST_LOG=${RUST_LOG:-info}
 port=${RUN_PORT:-9000}
@@ -60,16 +62,30 @@ Ctrl-C stops everything.
 
 MSG
 else
-  token=$(python3 scripts/devtoken.py --album 00100000123BB121)
+  token=$(python3 scripts/devtoken.py --album 00100000123BB121 --ability image_list --ability trash)
+  if [ "$TRASH_DAYS" = 0 ]; then
+    deleted="They are deleted for good (TRASH_DAYS=0)."
+  else
+    deleted="They go to the trash for $TRASH_DAYS days (TRASH_DAYS=0 make run deletes for good)."
+  fi
   cat <<MSG
 
-The function is starting on http://127.0.0.1:$port.
-Delete two of the demo images with:
+The function is starting on http://127.0.0.1:$port. A token for the demo album
+(image_list and trash, four hours):
+
+  TOKEN='$token'
+
+Delete two of the demo images. $deleted
 
   curl -i -X DELETE http://127.0.0.1:$port/api/v1/images \\
-    -H 'Authorization: Token token="$token"' \\
+    -H "Authorization: Token token=\"\$TOKEN\"" \\
     -H 'Content-Type: application/x-www-form-urlencoded' \\
     --data 'image_ids[]=7dca41d5-d76a-4ebb-9e00-dd13c13fc238&image_ids[]=dcd964c3-f54e-413c-ab2e-41c8608f5d16'
+
+List the trash, then restore one of them:
+
+  curl -i http://127.0.0.1:$port/api/v1/trashed_images -H "Authorization: Token token=\"\$TOKEN\""
+  curl -i -X DELETE http://127.0.0.1:$port/api/v1/trashed_images/7dca41d5-d76a-4ebb-9e00-dd13c13fc238 -H "Authorization: Token token=\"\$TOKEN\""
 
 Or send a whole fixture (PATH needs .tools/py/bin for cargo-lambda):
   cargo lambda invoke delete-images -A 127.0.0.1 -P $port --data-file events/apigw-rest-bulk-delete.json

@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Create the table and bucket (if missing) and store a demo album for `make run`.
 
+With TRASH_DAYS > 0 (make run's default) it also creates the trash table
+(TRASH_TABLE, with the listing's index) and turns versioning on in the bucket, as
+template.yaml does with TrashDays.
+
 The demo album is the seed document's album: its nine images plus three more, each
 with an original and a thumbnail object. Uses boto3 from .tools/py and the standard
 AWS_ENDPOINT_URL_* variables. Every client it makes must have an endpoint override:
@@ -65,6 +69,8 @@ def main() -> None:
     except ClientError as err:
         if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
+    if int(os.environ.get("TRASH_DAYS", "0") or 0) > 0:
+        create_trash(dynamodb, s3, os.environ.get("TRASH_TABLE", f"{table}-trash"), bucket)
     # Only the cleanup function hands work on through the queue.
     if os.environ.get("SEED_QUEUE") == "1":
         queue = os.environ.get("CLEANUP_QUEUE_NAME", "image-cleanup")
@@ -83,6 +89,40 @@ def main() -> None:
             },
         )
     print(f"seeded {len(DEMO_IDS)} images of album {SEED_ALBUM} into table {table!r} and bucket {bucket!r}", file=sys.stderr)
+
+
+def create_trash(dynamodb, s3, trash: str, bucket: str) -> None:
+    """The trash table (key id; index album_id + listed_at) and a versioned bucket."""
+    try:
+        dynamodb.create_table(
+            TableName=trash,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "id", "AttributeType": "S"},
+                {"AttributeName": "album_id", "AttributeType": "S"},
+                {"AttributeName": "listed_at", "AttributeType": "S"},
+            ],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "album_id-listed_at-index",
+                    "KeySchema": [
+                        {"AttributeName": "album_id", "KeyType": "HASH"},
+                        {"AttributeName": "listed_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {
+                        "ProjectionType": "INCLUDE",
+                        "NonKeyAttributes": ["deleted_at", "deleted_by", "deleted_by_kind", "purge_at"],
+                    },
+                }
+            ],
+        )
+        dynamodb.get_waiter("table_exists").wait(TableName=trash)
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    print(f"trash: table {trash!r}, bucket {bucket!r} versioned", file=sys.stderr)
 
 
 if __name__ == "__main__":

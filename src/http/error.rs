@@ -27,6 +27,8 @@ pub enum ApiError {
     TooManyAlbums { max: usize },
     #[error("too many image ids")]
     TooManyIds { max: usize },
+    #[error("too many image ids in the query string")]
+    TooManyQueryIds { max: usize },
     #[error("unreadable body")]
     InvalidBody,
     /// The event itself cannot be read as an HTTP request (see `event`).
@@ -64,6 +66,7 @@ impl ApiError {
             | Self::InvalidParameter { .. }
             | Self::TooManyAlbums { .. }
             | Self::TooManyIds { .. }
+            | Self::TooManyQueryIds { .. }
             | Self::InvalidBody
             | Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType | Self::UnsupportedEncoding => {
@@ -84,7 +87,7 @@ impl ApiError {
             Self::InvalidImageId { .. } => "invalid_image_id",
             Self::InvalidParameter { .. } => "invalid_parameter",
             Self::TooManyAlbums { .. } => "too_many_albums",
-            Self::TooManyIds { .. } => "too_many_image_ids",
+            Self::TooManyIds { .. } | Self::TooManyQueryIds { .. } => "too_many_image_ids",
             Self::InvalidBody => "invalid_body",
             Self::InvalidRequest => "invalid_request",
             Self::UnsupportedMediaType | Self::UnsupportedEncoding => "unsupported_media_type",
@@ -104,7 +107,12 @@ impl ApiError {
             Self::InvalidImageId { detail } => {
                 format!("{detail}; ids are UUIDs like 7dca41d5-d76a-4ebb-9e00-dd13c13fc238.")
             }
-            Self::TooManyIds { max } => format!("At most {max} distinct image ids per request."),
+            Self::TooManyIds { max } => {
+                format!("At most {max} distinct image ids per request, and {max} under a key of the body.")
+            }
+            Self::TooManyQueryIds { max } => {
+                format!("At most {max} image ids in the query string; send more in the body.")
+            }
             Self::InvalidParameter { name } => {
                 format!("The {name} parameter is malformed; page takes the X-next-page of the answer before.")
             }

@@ -13,6 +13,11 @@ use crate::domain::{ImageId, ImageIds, InvalidImageIds};
 /// about 52 KiB; API Gateway itself allows 10 MiB.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
+/// Ids the query string may hold under each key (duplicates counted): API Gateway's
+/// 10 KiB for the request line and headers leave room for about this many, so the
+/// limit is the same behind every front door (ALBs and function URLs allow more).
+pub const MAX_QUERY_IDS: usize = 150;
+
 /// The collection paths, without any API Gateway stage prefix.
 const COLLECTION: &str = "/api/v1/images";
 const TRASH: &str = "/api/v1/trashed_images";
@@ -106,8 +111,8 @@ fn path_without_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
 /// request order, deduplicated and bounded by `max_ids`.
 pub fn bulk_ids(request: &Request, max_ids: usize) -> Result<ImageIds, ApiError> {
     let mut raw: Vec<Cow<'_, str>> = Vec::new();
-    read_body_ids(request, &mut raw)?;
-    read_query_ids(request, &mut raw);
+    read_body_ids(request, &mut raw, max_ids)?;
+    read_query_ids(request, &mut raw)?;
     ImageIds::parse(raw.iter().map(|id| id.as_ref()), max_ids).map_err(|err| match err {
         InvalidImageIds::Malformed { position } => ApiError::InvalidImageId {
             detail: format!("image id #{position} is not a UUID"),
@@ -125,11 +130,17 @@ pub fn one_id(raw: &str) -> Result<ImageId, ApiError> {
 }
 
 /// The keys under which ids are accepted: Rails' `image_ids[]` and plain repeats.
-fn is_ids_key(key: &str) -> bool {
-    key == "image_ids[]" || key == "image_ids"
-}
+/// The keys ids come under, in a form body or the query string.
+const IDS_KEYS: [&str; 2] = ["image_ids[]", "image_ids"];
 
-fn read_body_ids<'a>(request: &'a Request, out: &mut Vec<Cow<'a, str>>) -> Result<(), ApiError> {
+/// Reads the body's ids into `out`. Repeats collapse later, but no key of the body may
+/// list more than `max_ids` entries (the documented `maxItems`).
+fn read_body_ids<'a>(
+    request: &'a Request,
+    out: &mut Vec<Cow<'a, str>>,
+    max_ids: usize,
+) -> Result<(), ApiError> {
+    let too_many = ApiError::TooManyIds { max: max_ids };
     let bytes: &[u8] = match request.body() {
         Body::Empty => return Ok(()),
         Body::Text(text) => text.as_bytes(),
@@ -161,11 +172,17 @@ fn read_body_ids<'a>(request: &'a Request, out: &mut Vec<Cow<'a, str>>) -> Resul
     match media_type.as_deref() {
         Some("application/x-www-form-urlencoded") => {
             let text = std::str::from_utf8(bytes).map_err(|_| ApiError::InvalidBody)?;
-            out.extend(
-                form_pairs(text)
-                    .filter(|(k, _)| is_ids_key(k))
-                    .map(|(_, v)| v),
-            );
+            let mut per_key = [0usize; 2];
+            for (key, value) in form_pairs(text) {
+                let Some(slot) = IDS_KEYS.iter().position(|k| *k == key) else {
+                    continue;
+                };
+                per_key[slot] += 1;
+                if per_key[slot] > max_ids {
+                    return Err(too_many);
+                }
+                out.push(value);
+            }
             Ok(())
         }
         Some("application/json") => {
@@ -180,30 +197,36 @@ fn read_body_ids<'a>(request: &'a Request, out: &mut Vec<Cow<'a, str>>) -> Resul
                 .ok()
                 .filter(|_| is_object)
                 .ok_or(ApiError::InvalidBody)?;
-            out.extend(
-                body.image_ids
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(Cow::Owned),
-            );
+            let ids = body.image_ids.unwrap_or_default();
+            if ids.len() > max_ids {
+                return Err(too_many);
+            }
+            out.extend(ids.into_iter().map(Cow::Owned));
             Ok(())
         }
         _ => Err(ApiError::UnsupportedMediaType),
     }
 }
 
-fn read_query_ids(request: &Request, out: &mut Vec<Cow<'_, str>>) {
+fn read_query_ids(request: &Request, out: &mut Vec<Cow<'_, str>>) -> Result<(), ApiError> {
     let Some(query) = request.query_string_parameters_ref() else {
-        return;
+        return Ok(());
     };
     // ALB passes the query through undecoded, API Gateway decodes it: decoding a
     // key or id twice is harmless, since neither legitimately contains `%` or `+`.
-    out.extend(
-        query
-            .iter()
-            .filter(|(k, _)| is_ids_key(&percent_decode(k)))
-            .map(|(_, v)| Cow::Owned(percent_decode(v))),
-    );
+    let mut per_key = [0usize; 2];
+    for (key, value) in query.iter() {
+        let key = percent_decode(key);
+        let Some(slot) = IDS_KEYS.iter().position(|k| *k == key) else {
+            continue;
+        };
+        per_key[slot] += 1;
+        if per_key[slot] > MAX_QUERY_IDS {
+            return Err(ApiError::TooManyQueryIds { max: MAX_QUERY_IDS });
+        }
+        out.push(Cow::Owned(percent_decode(value)));
+    }
+    Ok(())
 }
 
 /// The pairs of a form body, as `form_urlencoded::parse` reads them, each name and
@@ -280,6 +303,30 @@ mod tests {
     }
 
     const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    #[test]
+    fn at_most_150_ids_come_from_the_query_string_under_each_key() {
+        let query = |plain: usize, brackets: usize| {
+            let ids = |n: usize, from: usize| -> Vec<String> {
+                (from..from + n)
+                    .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+                    .collect()
+            };
+            // (A key never maps to an empty list: `event` refuses such events.)
+            let q: HashMap<String, Vec<String>> = [
+                ("image_ids".to_string(), ids(plain, 0)),
+                ("image_ids[]".to_string(), ids(brackets, 1000)),
+            ]
+            .into_iter()
+            .filter(|(_, ids)| !ids.is_empty())
+            .collect();
+            request("DELETE", "/api/v1/images", None, Body::Empty).with_query_string_parameters(q)
+        };
+        assert_eq!(ids(&query(150, 150)).unwrap().len(), 300);
+        let refused = Err(ApiError::TooManyQueryIds { max: MAX_QUERY_IDS });
+        assert_eq!(ids(&query(151, 0)), refused);
+        assert_eq!(ids(&query(0, 151)), refused);
+    }
 
     #[test]
     fn routes_with_and_without_a_stage() {
@@ -498,6 +545,18 @@ mod tests {
         assert_eq!(
             bulk_ids(&r, 1).unwrap_err(),
             ApiError::TooManyIds { max: 1 }
+        );
+    }
+
+    #[test]
+    fn repeats_collapse_but_count_toward_the_length_of_a_body() {
+        let body = |n: usize| vec![format!("image_ids[]={A}"); n].join("&");
+        let r = request("DELETE", "/api/v1/images", FORM, Body::Text(body(3)));
+        assert_eq!(bulk_ids(&r, 3).unwrap().len(), 1);
+        let r = request("DELETE", "/api/v1/images", FORM, Body::Text(body(4)));
+        assert_eq!(
+            bulk_ids(&r, 3).unwrap_err(),
+            ApiError::TooManyIds { max: 3 }
         );
     }
 
