@@ -10,6 +10,9 @@ each row. A gain is (without - with) / without, in % of the row without the piec
 
     python3 bench/pieces.py [--only https,sigv4] [--sizes 256,1769] [--skip-build]
 
+Candidates (CANDIDATES, e.g. mimalloc) are the other way round: pieces not in
+the tree, measured added to a copy. `--out NAME` writes bench/results/NAME.{md,json}.
+
 Writes bench/results/pieces.{md,json}; prints the table and one summary line.
 """
 import argparse
@@ -50,7 +53,7 @@ PIECES = {
          '[dependencies]\naws-smithy-http-client = { version = "1.5", default-features = false, features = ["rustls-ring"] }\n'),
         ("src/startup.rs", "    let http = https_client(extra_root_cas()?)?;\n",
          "    let http = sdk_https(extra_root_cas()?);\n"),
-        ("src/startup.rs", "/// The deletion core over DynamoDB and S3.\n", SDK_HTTPS + "\n/// The deletion core over DynamoDB and S3.\n"),
+        ("src/startup.rs", "/// The token keys: from the environment", SDK_HTTPS + "\n/// The token keys: from the environment"),
     ]),
     "turns": ("aws::turns: a batch's calls started a scheduler turn apart", "starting them all in one poll", [
         ("src/aws/turns.rs", "            .replace(next);\n", "            .take()\n            .filter(|_| false);\n        drop(next);\n"),
@@ -61,6 +64,21 @@ PIECES = {
         ("src/auth.rs", "        hs256::install();\n", ""),
     ]),
 }
+# Candidates: pieces not in the tree, measured added to a copy of it (the files named
+# are created in the copy). Their gain is (tree - with it) / tree.
+ALLOC_RS = (ROOT / "bench/candidates/alloc.rs")
+CANDIDATES = {
+    "mimalloc": ("mimalloc, committing on demand (bench/candidates/alloc.rs; removed in 0d5c196)", "glibc's malloc", [
+        ("Cargo.toml", "[dependencies]\n",
+         '[dependencies]\nlibmimalloc-sys = { version = "=0.1.49", default-features = false, features = ["extended"] }\n'
+         'mimalloc = { version = "0.1.52", default-features = false }\n'),
+        ("src/lib.rs", "pub mod auth;\n", "pub mod alloc;\npub mod auth;\n"),
+        ("src/bin/lambda/http.rs", "fn main() -> Result<(), Error> {\n",
+         "image_delete::use_tuned_allocator!();\n\nfn main() -> Result<(), Error> {\n"),
+    ], {"src/alloc.rs": ALLOC_RS}),
+}
+PIECES.update({name: spec[:3] for name, spec in CANDIDATES.items()})
+
 # The rows compared, as bench/power.py names them, and whether each is a wall-time
 # (or size) row of the bar; CPU rows show where a gain comes from. Walls are means:
 # under the quota a request's wall time is quantised by the period, and the mean over
@@ -105,6 +123,8 @@ def copy_tree(dest, slug):
 
 
 def apply(dest, piece):
+    for path, source in (CANDIDATES.get(piece, (None,) * 4)[3] or {}).items():
+        shutil.copy(source, dest / path)
     for path, old, new in PIECES[piece][2]:
         file = dest / path
         text = file.read_text()
@@ -157,7 +177,7 @@ def mean_of(runs, mb, key):
     return statistics.fmean(run[mb][key] for run in runs)
 
 
-def report(results, sizes, pieces, started):
+def report(results, sizes, pieces, started, name="pieces"):
     base_runs = results["as it is"]
     base = {mb: {k: mean_of(base_runs, mb, k) for k, _, _ in ROWS} for mb in sizes}
     noise = {mb: {k: 100.0 * (max(r[mb][k] for r in base_runs) - min(r[mb][k] for r in base_runs)) / base[mb][k]
@@ -165,8 +185,11 @@ def report(results, sizes, pieces, started):
     sized = " / ".join(f"{mb} MB" for mb in sizes)
     lines = [f"| row (gain at {sized}) | noise | " + " | ".join(f"`{p}`" for p in pieces) + " |",
              "|---|---|" + "---|" * len(pieces)]
-    gains = {p: {mb: {k: gain(mean_of(results[p], mb, k), base[mb][k]) for k, _, _ in ROWS} for mb in sizes}
-             for p in pieces}
+    def gain_of(p, mb, k):
+        copy, tree = mean_of(results[p], mb, k), base[mb][k]
+        # A removed piece: the copy lacks it. A candidate: the tree does.
+        return gain(tree, copy) if p in CANDIDATES else gain(copy, tree)
+    gains = {p: {mb: {k: gain_of(p, mb, k) for k, _, _ in ROWS} for mb in sizes} for p in pieces}
     for key, label, _ in ROWS:
         cells = [" / ".join(f"{gains[p][mb][key]:+.1f}" for mb in sizes) for p in pieces]
         lines.append(f"| {label} | ±" + " / ".join(f"{noise[mb][key]:.1f}" for mb in sizes) + " | "
@@ -185,12 +208,14 @@ def report(results, sizes, pieces, started):
         absolute.append(f"| {label}, {unit} | " + " | ".join(f"{base[mb][key]:.2f}" for mb in sizes) + " |")
     text = "\n".join(lines + legend + absolute)
     out = ROOT / "bench/results"
-    (out / "pieces.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "sizes": sizes,
+    (out / f"{name}.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "sizes": sizes,
                                                  "results": results, "noise": noise, "gains": gains,
                                                  "verdicts": verdicts}, indent=2) + "\n")
-    (out / "pieces.md").write_text(
-        f"# Pieces ({time.strftime('%Y-%m-%d %H:%M:%S')})\n\nCommand: `make pieces` (bench/pieces.py). Each piece is "
-        f"switched off in a copy of the tree and built for release; bench/power.py measures each build at "
+    (out / f"{name}.md").write_text(
+        f"# Pieces ({time.strftime('%Y-%m-%d %H:%M:%S')})\n\nCommand: `python3 bench/pieces.py "
+        f"--only {','.join(pieces)} --sizes {','.join(sizes)} --rounds {results['rounds']} --cold-starts "
+        f"{results['cold_starts']} --warm-requests {results['warm_requests']} --out {name}`. Each piece is "
+        f"switched off in a copy of the tree (a candidate added to one) and built for release; bench/power.py measures each build at "
         f"{' and '.join(sizes)} MB under the CPU quota, {results['rounds']} rounds, the builds taking turns (D = 0 "
         f"unless the row says so; {results['cold_starts']} cold starts and {results['warm_requests']} warm requests "
         f"per round, means). Cells: gain = (without - with) / without, in %, at {sized}; positive: the piece helps. "
@@ -212,6 +237,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-build", action="store_true", help="measure the builds of an earlier run")
     parser.add_argument("--check", action="store_true", help="only apply each piece's edits and cargo check the copy")
+    parser.add_argument("--out", default="pieces", help="the results' file name in bench/results")
     args = parser.parse_args()
     pieces = [p for p in args.only.split(",") if p]
     unknown = [p for p in pieces if p not in PIECES]
@@ -243,7 +269,7 @@ def main():
         for name in ["as it is"] + order + (["as it is"] if round_ == args.rounds else []):
             print(f"[pieces] round {round_}: measuring {name}", file=sys.stderr, flush=True)
             results[name].append(measure(name.replace(" ", "-"), binaries[name], args, len(results[name]) + 1))
-    report(results, sizes, pieces, started)
+    report(results, sizes, pieces, started, args.out)
 
 
 if __name__ == "__main__":
