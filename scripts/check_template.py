@@ -88,6 +88,9 @@ expect("record" not in str(indexes.get("album_id-listed_at-index", {}).get("Proj
 env = props("DeleteImagesFunction").get("Environment", {}).get("Variables", {})
 expect(env.get("TRASH_DAYS") == {"Ref": "TrashDays"}, "the function reads TrashDays")
 expect("TrashTable" in str(env.get("TRASH_TABLE")), "the function knows the trash table")
+for name in ("SqsCleanupFunction", "AlbumCleanupFunction", "StreamCleanupFunction"):
+    cleanup_env = props(name).get("Environment", {}).get("Variables", {})
+    expect(cleanup_env.get("TRASH_DAYS") == {"Ref": "TrashDays"}, f"{name} trashes as the HTTP function does")
 expect("NoncurrentVersionExpiration" in str(bucket.get("LifecycleConfiguration")),
        "noncurrent versions expire after the recovery window")
 

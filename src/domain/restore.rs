@@ -149,9 +149,11 @@ impl Deleter {
     }
 
     /// Puts a trash entry, by `Trigger::Stream`, for each removed record that has
-    /// neither a record again nor an entry: the images table's stream calls this, so
-    /// that a record deleted by anyone (or by a move that half failed) leaves its
-    /// objects restorable. Returns the ids not settled (to be retried).
+    /// neither a record again nor an entry, then hides its objects (delete markers):
+    /// the images table's stream calls this, so that a record deleted by anyone (or by
+    /// a move that half failed) leaves its objects unreadable and restorable. Records
+    /// the trash already holds (our own moves) cost one read. Returns the ids not
+    /// settled (to be retried).
     pub async fn adopt(
         &self,
         removed: Vec<ImageRecord>,
@@ -190,6 +192,27 @@ impl Deleter {
         } else {
             bin.trash.adopt(&orphans, deadline).await
         };
+        // Entry first, then the markers: the bytes are tracked before they are hidden.
+        let failed: HashSet<ImageId> = result.failed.iter().cloned().collect();
+        let adopted: Vec<&TrashEntry> = orphans
+            .iter()
+            .filter(|e| !failed.contains(&e.record.id))
+            .collect();
+        let keys: Vec<ObjectKey> = adopted
+            .iter()
+            .flat_map(|e| e.record.object_keys.iter().cloned())
+            .collect();
+        if !keys.is_empty() {
+            let hidden = self.objects.delete(&keys, deadline).await;
+            let kept: HashSet<ObjectKey> = hidden.failed.iter().cloned().collect();
+            let unhidden = adopted
+                .iter()
+                .filter(|e| e.record.object_keys.iter().any(|k| kept.contains(k)))
+                .map(|e| e.record.id.clone());
+            result.failed.extend(unhidden);
+            result.error = StoreError::worst(result.error, hidden.error);
+            result.retries += hidden.retries;
+        }
         let unknown: Vec<ImageId> = unknown.into_iter().cloned().collect();
         result.failed.extend(unknown);
         let read_error = StoreError::worst(live.error, trashed.error);

@@ -308,8 +308,9 @@ impl Cleanup {
         }
     }
 
-    /// Deletes the objects of removed records, in stream order; on the first failure
-    /// reports that record, so Lambda retries from it (and parks it after its retries).
+    /// Deletes the objects of removed records (with a trash: adopts each record into
+    /// it and hides its objects), in stream order; on the first failure reports that
+    /// record, so Lambda retries from it (and parks it after its retries).
     async fn stream(
         &self,
         event: StreamEvent,
@@ -321,7 +322,42 @@ impl Cleanup {
             if record.event_name != "REMOVE" {
                 continue;
             }
-            let keys = old_object_keys(record.dynamodb.old_image.as_ref());
+            let old = record.dynamodb.old_image.as_ref();
+            let readable = old.and_then(crate::store::dynamodb::record_from_stream);
+            if self.deleter.trashes()
+                && let Some(removed) = readable
+            {
+                let request_id = RequestId::new(&record.event_id);
+                let adopted = self
+                    .deleter
+                    .adopt(vec![removed], &request_id, deadline)
+                    .await;
+                let error = match adopted {
+                    Ok(result) => {
+                        metrics.unprocessed_retries += result.retries;
+                        result.error.filter(|_| !result.failed.is_empty())
+                    }
+                    Err(err) => Some(
+                        crate::ports::StoreError::new(
+                            crate::ports::StoreErrorKind::Failed,
+                            "adopt",
+                        )
+                        .with_source(err.to_string()),
+                    ),
+                };
+                if let Some(err) = error {
+                    tracing::error!(
+                        event_id = %record.event_id,
+                        error = %err.chain(),
+                        "a removed record is not in the trash yet; it will be retried"
+                    );
+                    response.fail(record.dynamodb.sequence_number);
+                    break;
+                }
+                continue;
+            }
+            // Without a trash, or a record of no shape we know: its objects go.
+            let keys = old_object_keys(old);
             let result = self.deleter.purge_objects(&keys, deadline).await;
             metrics.unprocessed_retries += result.retries;
             metrics.s3_key_errors += result.item_errors;
@@ -371,6 +407,7 @@ fn log_undone(source_id: &str, failed: &[crate::domain::ImageId], err: &crate::p
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::trash::{RequestId, Trigger};
     use crate::domain::{ImageId, ImageRecord};
     use crate::store::memory::{MemoryCatalog, MemoryHandOff, MemoryObjectStore};
     use serde_json::json;
@@ -420,6 +457,78 @@ mod tests {
             json!({"batchItemFailures": [{"itemIdentifier": "2"}]})
         );
         assert_eq!(objects.keys(), ["b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn with_a_trash_a_record_removed_elsewhere_is_adopted_and_its_objects_hidden() {
+        // GIVEN a trash, and two removed records: one the trash holds already (our
+        // own move), one removed behind our back
+        let catalog = Arc::new(MemoryCatalog::default());
+        let objects = Arc::new(MemoryObjectStore::versioned());
+        let days = crate::domain::trash::TrashDays::parse("7")
+            .unwrap()
+            .unwrap();
+        let deleter = Deleter::new(catalog.clone(), objects.clone()).with_trash(
+            catalog.clone(),
+            objects.clone(),
+            days,
+        );
+        let cleanup = Cleanup::new(deleter.clone(), Arc::new(MemoryHandOff::default()), 10, 2);
+        let (ours, theirs) = (
+            "7dca41d5-d76a-4ebb-9e00-dd13c13fc238",
+            "dcd964c3-f54e-413c-ab2e-41c8608f5d16",
+        );
+        objects.put_all(&[format!("a/{theirs}")]); // its record is already gone
+        objects.put_all(&[format!("a/{ours}")]);
+        catalog.put(ImageRecord {
+            id: ImageId::parse(ours).unwrap(),
+            album_id: crate::domain::AlbumId::parse("a").unwrap(),
+            object_keys: vec![ObjectKey::parse(&format!("a/{ours}")).unwrap()],
+            rest: Default::default(),
+        });
+        let moved = deleter
+            .delete(
+                &ImageIds::parse([ours], 10).unwrap(),
+                Authority::System(Trigger::Cleanup),
+                &RequestId::new("job"),
+                deadline(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(moved.deleted.len(), 1);
+        let calls = objects.calls();
+        let image = |id: &str| {
+            json!({"id": {"S": id}, "album_id": {"S": "a"}, "object_keys": {"SS": [format!("a/{id}")]},
+                   "title": {"S": "kept"}, "size": {"N": "12"}, "tags": {"L": [{"S": "x"}, {"NULL": true}]}})
+        };
+        let records: Vec<Value> = [ours, theirs]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                json!({
+                    "eventID": format!("e{i}"), "eventName": "REMOVE", "eventSource": "aws:dynamodb",
+                    "dynamodb": {"SequenceNumber": i.to_string(), "OldImage": image(id)}
+                })
+            })
+            .collect();
+        let event = json!({ "Records": records });
+        // WHEN the stream hands both on
+        let answer = cleanup.handle(event, deadline()).await.unwrap();
+        // THEN nothing fails; ours keeps its entry, theirs gets one by the stream
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+        let entry = |id: &str| catalog.entry(&ImageId::parse(id).unwrap()).unwrap();
+        assert_eq!(entry(ours).deleted_by.to_string(), "system:cleanup");
+        assert_eq!(entry(theirs).deleted_by.to_string(), "system:stream");
+        assert_eq!(entry(theirs).request_id.as_str(), "e1");
+        // AND theirs is hidden but restorable; ours cost no object call
+        assert!(!objects.contains(&format!("a/{theirs}")));
+        assert!(objects.restorable(&format!("a/{theirs}")));
+        let (reads, adoption, hiding) = (2, 1, 1);
+        assert_eq!(
+            objects.calls(),
+            calls + hiding,
+            "{reads} reads and {adoption} put are the catalog's"
+        );
     }
 
     #[tokio::test]

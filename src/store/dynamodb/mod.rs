@@ -133,6 +133,62 @@ pub fn whole_record(item: &Item) -> Option<ImageRecord> {
     parse_whole_record(item).ok()
 }
 
+/// The record of a stream's old image (DynamoDB JSON: `{"id": {"S": "..."}, ...}`),
+/// kept whole; `None` when the image is not a record this service can read.
+pub fn record_from_stream(
+    image: &serde_json::Map<String, serde_json::Value>,
+) -> Option<ImageRecord> {
+    let item = image
+        .iter()
+        .map(|(name, value)| Some((name.clone(), attribute_from_json(value)?)))
+        .collect::<Option<Item>>()?;
+    whole_record(&item)
+}
+
+/// One attribute value in DynamoDB JSON, as the SDK holds it.
+fn attribute_from_json(value: &serde_json::Value) -> Option<AttributeValue> {
+    use serde_json::Value;
+    let object = value.as_object().filter(|o| o.len() == 1)?;
+    let (kind, inner) = object.iter().next()?;
+    let text = || inner.as_str().map(str::to_owned);
+    let texts = || -> Option<Vec<String>> {
+        inner
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let blob = |v: &Value| {
+        let bytes = aws_smithy_types::base64::decode(v.as_str()?).ok()?;
+        Some(aws_smithy_types::Blob::new(bytes))
+    };
+    Some(match kind.as_str() {
+        "S" => AttributeValue::S(text()?),
+        "N" => AttributeValue::N(text()?),
+        "B" => AttributeValue::B(blob(inner)?),
+        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
+        "NULL" => AttributeValue::Null(inner.as_bool()?),
+        "SS" => AttributeValue::Ss(texts()?),
+        "NS" => AttributeValue::Ns(texts()?),
+        "BS" => AttributeValue::Bs(inner.as_array()?.iter().map(blob).collect::<Option<_>>()?),
+        "L" => AttributeValue::L(
+            inner
+                .as_array()?
+                .iter()
+                .map(attribute_from_json)
+                .collect::<Option<_>>()?,
+        ),
+        "M" => AttributeValue::M(
+            inner
+                .as_object()?
+                .iter()
+                .map(|(k, v)| Some((k.clone(), attribute_from_json(v)?)))
+                .collect::<Option<_>>()?,
+        ),
+        _ => return None,
+    })
+}
+
 /// A whole record: the fields the domain reads, and the item itself kept opaque.
 fn parse_whole_record(item: &Item) -> Parsed {
     let mut record = parse_record(item)?;
@@ -316,6 +372,49 @@ pub(crate) mod tests {
 
     fn deadline() -> Deadline {
         Deadline::after(Duration::from_secs(10))
+    }
+
+    #[test]
+    fn a_stream_image_is_read_whole_and_anything_else_is_not_a_record() {
+        // GIVEN an old image in DynamoDB JSON with every kind of attribute
+        let image = serde_json::json!({
+            "id": {"S": "7dca41d5-d76a-4ebb-9e00-dd13c13fc238"}, "album_id": {"S": "a"},
+            "object_keys": {"SS": ["a/1", "a/2"]}, "size": {"N": "12.5"}, "raw": {"B": "AAEC"},
+            "ok": {"BOOL": true}, "gone": {"NULL": true}, "nums": {"NS": ["1", "2"]},
+            "blobs": {"BS": ["AA=="]}, "meta": {"M": {"tags": {"L": [{"S": "x"}, {"N": "1"}]}}}
+        });
+        // WHEN it is read as a record
+        let record = record_from_stream(image.as_object().unwrap()).unwrap();
+        // THEN the domain's fields are read and the item is kept whole
+        assert_eq!(record.object_keys.len(), 2);
+        let item = record.rest.get::<Item>().unwrap();
+        assert_eq!(item.len(), 10);
+        assert_eq!(
+            item["raw"],
+            AttributeValue::B(aws_smithy_types::Blob::new(vec![0, 1, 2]))
+        );
+        let AttributeValue::M(meta) = &item["meta"] else {
+            panic!("{:?}", item["meta"])
+        };
+        assert_eq!(
+            meta["tags"],
+            AttributeValue::L(vec![
+                AttributeValue::S("x".into()),
+                AttributeValue::N("1".into())
+            ])
+        );
+        // AND an attribute of no known type, or no id, is not a record
+        for bad in [
+            serde_json::json!({"id": {"X": "1"}}),
+            serde_json::json!({"id": {"S": "7dca41d5-d76a-4ebb-9e00-dd13c13fc238", "N": "1"}}),
+            serde_json::json!({"album_id": {"S": "a"}}),
+            serde_json::json!({"id": {"S": "7dca41d5-d76a-4ebb-9e00-dd13c13fc238"}, "album_id": {"S": "a"}, "raw": {"B": "!"}}),
+        ] {
+            assert!(
+                record_from_stream(bad.as_object().unwrap()).is_none(),
+                "{bad}"
+            );
+        }
     }
 
     #[tokio::test]
