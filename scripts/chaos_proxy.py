@@ -9,7 +9,8 @@ one fault, chosen with a seeded RNG among those that fit it:
             500, UnprocessedKeys / UnprocessedItems (a subset held back: unprocessed
             writes are never applied)
   S3        503 SlowDown, 500, per-key Errors on DeleteObjects (a random subset is
-            really deleted in the emulator, the rest answered as errors)
+            really deleted in the emulator, the rest answered as errors; version ids
+            kept), and the same but per-key errors on ListObjectVersions
   both      connection reset before forwarding, reset after forwarding (the call was
             applied, the answer is lost), latency
 
@@ -131,7 +132,23 @@ class Proxy(BaseHTTPRequestHandler):
             with self.chaos.lock:
                 body = json.dumps(dict(self.chaos.counts)).encode()
             return self.answer(200, {"content-type": "application/json"}, body)
+        query = self.path.split("?", 1)[1] if "?" in self.path else ""
+        if "versions" in query.split("&") or any(p.startswith("versions=") for p in query.split("&")):
+            return self.list_versions()
         self.pass_through("s3", "GET")
+
+    def list_versions(self):
+        kind = self.chaos.pick([k for k in S3_FAULTS if k != "s3_key_errors"])
+        if self.common(kind):
+            return
+        if kind == "s3_slowdown":
+            return self.s3_error(503, "SlowDown")
+        if kind == "s3_500":
+            return self.s3_error(500, "InternalError")
+        status, headers, answer = self.forward("s3", "GET", self.path, b"")
+        if kind == "reset_after":
+            return self.reset()
+        self.answer(status, headers, answer)
 
     def do_POST(self):
         if self.path == "/__chaos":
@@ -201,13 +218,13 @@ class Proxy(BaseHTTPRequestHandler):
             rules = list(self.chaos.rules)
         if not rules:
             return None
-        (_, entry), = json.loads(body)["RequestItems"].items()
-        count = len(entry["Keys"]) if operation == "BatchGetItem" else len(entry)
+        items = json.loads(body)["RequestItems"].values()
+        count = sum(len(e["Keys"]) if operation == "BatchGetItem" else len(e) for e in items)
         return next((r for r in rules if r["target"] == operation and r["keys"] == count), None)
 
     def unprocessed(self, operation, request, ids=None):
-        (table, entry), = request["RequestItems"].items()
         if operation == "BatchGetItem":
+            (table, entry), = request["RequestItems"].items()
             keys = entry["Keys"]
             held = [k for k in keys if k["id"]["S"] in ids] if ids else self.chaos.sample(keys)
             status, headers, answer = self.forward("dynamodb", "POST", self.path, json.dumps(request).encode())
@@ -219,12 +236,19 @@ class Proxy(BaseHTTPRequestHandler):
             result["Responses"] = {table: [i for i in items if json.dumps({"id": i["id"]}, sort_keys=True) not in held_ids]}
             result["UnprocessedKeys"] = {table: dict(entry, Keys=held)}
         else:
-            held = self.chaos.sample(entry)
-            rest = [w for w in entry if w not in held]
-            result = {"UnprocessedItems": {table: held}}
+            # Across every table of the call (a move writes two): a subset held back.
+            held, rest = {}, {}
+            for name, writes in request["RequestItems"].items():
+                kept = self.chaos.sample(writes)
+                if kept:
+                    held[name] = kept
+                left = [w for w in writes if w not in kept]
+                if left:
+                    rest[name] = left
+            result = {"UnprocessedItems": held}
             if rest:
                 status, headers, answer = self.forward(
-                    "dynamodb", "POST", self.path, json.dumps({"RequestItems": {table: rest}}).encode())
+                    "dynamodb", "POST", self.path, json.dumps({"RequestItems": rest}).encode())
                 if status != 200:
                     return self.answer(status, headers, answer)
         self.answer(200, {"content-type": "application/x-amz-json-1.0"}, json.dumps(result).encode())
@@ -233,8 +257,11 @@ class Proxy(BaseHTTPRequestHandler):
     def delete_objects(self):
         body = self.body()
         bucket = self.path.split("?", 1)[0].strip("/").split("/")[0]
-        keys = [e.text or "" for e in ET.fromstring(body).iter(f"{{{S3_NS}}}Key")] or \
-               [e.text or "" for e in ET.fromstring(body).iter("Key")]
+        root = ET.fromstring(body)
+        objects = list(root.iter(f"{{{S3_NS}}}Object")) or list(root.iter("Object"))
+        # (key, version id or None) of each object named.
+        keys = [((o.findtext(f"{{{S3_NS}}}Key") or o.findtext("Key") or ""),
+                 (o.findtext(f"{{{S3_NS}}}VersionId") or o.findtext("VersionId"))) for o in objects]
         with self.chaos.lock:
             lie = self.chaos.lie
         if lie and keys:
@@ -252,23 +279,27 @@ class Proxy(BaseHTTPRequestHandler):
             failing = set(self.chaos.sample(keys))
             self.delete_each(bucket, [k for k in keys if k not in failing])
             codes = ["InternalError", "SlowDown", "AccessDenied"]
-            return self.delete_result([(k, self.chaos.choice(codes)) for k in sorted(failing)])
+            return self.delete_result([(k, self.chaos.choice(codes)) for k in sorted(failing, key=str)])
         status, headers, answer = self.forward("s3", "POST", self.path, body)
         if kind == "reset_after":
             return self.reset()
         self.answer(status, headers, answer)
 
     def delete_each(self, bucket, keys):
-        for key in keys:
+        for key, version in keys:
             path = f"/{bucket}/{urllib.parse.quote(key, safe='/')}"
+            if version:
+                path += f"?versionId={urllib.parse.quote(version, safe='')}"
             status, _, answer = self.forward("s3", "DELETE", path, b"", headers={})
             if status not in (200, 204):
                 raise RuntimeError(f"emulator refused DELETE {path}: {status} {answer[:200]!r}")
 
     def delete_result(self, errors):
         parts = "".join(
-            f"<Error><Key>{xml_escape(k)}</Key><Code>{c}</Code><Message>injected</Message></Error>"
-            for k, c in errors)
+            f"<Error><Key>{xml_escape(k)}</Key>"
+            + (f"<VersionId>{xml_escape(v)}</VersionId>" if v else "")
+            + f"<Code>{c}</Code><Message>injected</Message></Error>"
+            for (k, v), c in errors)
         body = f'<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="{S3_NS}">{parts}</DeleteResult>'
         self.answer(200, {"content-type": "application/xml"}, body.encode())
 

@@ -14,8 +14,15 @@
 //! Then, faults off, every unfinished request is replayed: no requested, allowed image
 //! may be left behind (a "stuck" id) and every forbidden image must be whole.
 //!
-//! `make test` runs a short run; `make chaos` a long one (CHAOS_REQUESTS, CHAOS_SEEDS,
-//! CHAOS_RATE). Each run prints one summary line.
+//! With the trash on (`random_faults_lose_nothing_with_the_trash`), each plan is
+//! deleted into the trash and restored, and checked after each: reported deleted =>
+//! no record, an entry, every object hidden; reported restored => the record back, no
+//! entry, every object readable; always, every object has its bytes in some version
+//! and every image is live or trashed (else counted unconfirmed). Faults off, the
+//! same delete and restore leave every allowed image live.
+//!
+//! `make test` runs a short run; `make chaos` a long one (CHAOS_REQUESTS,
+//! CHAOS_TRASH_PLANS, CHAOS_SEEDS, CHAOS_RATE). Each run prints one summary line.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -581,4 +588,241 @@ async fn a_token_request_whose_forbidden_image_cannot_be_read_deletes_nothing() 
     for key in &b_keys {
         assert!(app.object_exists(key).await, "{key}");
     }
+}
+
+// --- With the trash: deletes and restores together under faults (issue 26). ---
+
+/// Where a trashed image stands in the emulators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TrashState {
+    record: bool,
+    entry: bool,
+    /// Every object answers a GetObject.
+    readable: bool,
+    /// No object readable.
+    hidden: bool,
+    /// Every object has bytes in some version: current or restorable.
+    kept: bool,
+}
+
+async fn trash_state(app: &TestApp, trash: &str, image: &Image) -> TrashState {
+    let mut readable = Vec::new();
+    let mut kept = true;
+    for key in &image.keys {
+        readable.push(app.object_exists(key).await);
+        let versions = app
+            .s3
+            .list_object_versions()
+            .bucket(&app.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .expect("list object versions");
+        kept &= versions
+            .versions()
+            .iter()
+            .any(|v| v.key() == Some(key.as_str()));
+    }
+    TrashState {
+        record: app.record_exists(&image.id).await,
+        entry: app.item(trash, &image.id).await.is_some(),
+        readable: readable.iter().all(|r| *r),
+        hidden: readable.iter().all(|r| !*r),
+        kept,
+    }
+}
+
+/// The states of `images`, in order, eight read at once.
+async fn trash_states(app: &TestApp, trash: &str, images: &[&Image]) -> Vec<TrashState> {
+    futures_util::stream::iter(images.iter().copied())
+        .map(|image| trash_state(app, trash, image))
+        .buffered(8)
+        .collect()
+        .await
+}
+
+/// Sends a delete (`restore` false) or a restore of the plan's ids; the ids reported.
+async fn send_trash_request(
+    api: &Api,
+    token: &str,
+    planned: &Planned,
+    restore: bool,
+) -> (u16, Vec<String>) {
+    let body = form_body(&planned.ids.iter().map(String::as_str).collect::<Vec<_>>());
+    let request = if restore {
+        let mut event = fixture_with_token("trash/apigw-rest-restore-bulk.json", token);
+        event["body"] = body.into();
+        request(&event)
+    } else {
+        form_request(&body, token)
+    };
+    let response = api.handle(request).await;
+    let status = response.status().as_u16();
+    let reported = if status == 200 {
+        serde_json::from_str(&body_text(&response)).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    (status, reported)
+}
+
+/// Checks every image of `planned` after a delete or a restore: what is reported is
+/// trashed (or live again), nothing is lost or untracked, a forbidden id changes
+/// nothing. Returns the violations and the unconfirmed count.
+async fn check_trash(
+    app: &TestApp,
+    trash: &str,
+    planned: &Planned,
+    reported: &[String],
+    restore: bool,
+    before: &HashMap<String, TrashState>,
+) -> (Vec<String>, usize) {
+    let reported: HashSet<&String> = reported.iter().collect();
+    let mut violations = Vec::new();
+    let mut untracked = 0;
+    let images: Vec<&Image> = planned.allowed.iter().chain(&planned.forbidden).collect();
+    let states = trash_states(app, trash, &images).await;
+    for (image, s) in images.into_iter().zip(states) {
+        if !s.kept {
+            violations.push(format!(
+                "{}: an object neither current nor restorable",
+                image.id
+            ));
+        }
+        if !s.record && !s.entry {
+            untracked += 1;
+        }
+        if reported.contains(&image.id) {
+            let ok = if restore {
+                s.record && !s.entry && s.readable
+            } else {
+                !s.record && s.entry && s.hidden
+            };
+            if !ok {
+                let what = if restore { "restored" } else { "deleted" };
+                violations.push(format!("{}: reported {what} but {s:?}", image.id));
+            }
+        }
+        if !planned.forbidden.is_empty() && before.get(&image.id) != Some(&s) {
+            violations.push(format!(
+                "{}: changed by a request holding a forbidden id",
+                image.id
+            ));
+        }
+    }
+    (violations, untracked)
+}
+
+async fn trash_run(seed: u64, requests: usize, rate: f64) -> Summary {
+    let app = TestApp::spawn_trashing().await;
+    let trash = format!("{}-trash", app.table);
+    let proxy = Proxy::start(seed, rate, false);
+    let api = api_through(&app, &proxy).await;
+    let token = app.token_for(&[ALLOWED], &["image_delete", "trash"]);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let plan = plan(&mut rng, requests);
+    store_plan(&app, &plan).await;
+    let mut summary = Summary {
+        requests: 2 * requests,
+        ..Summary::default()
+    };
+    // Each plan deleted, then restored, several plans at once.
+    let results: Vec<_> = futures_util::stream::iter(plan.iter())
+        .map(|planned| {
+            let (app, api, token, trash) = (&app, &api, &token, &trash);
+            async move {
+                let images: Vec<&Image> =
+                    planned.allowed.iter().chain(&planned.forbidden).collect();
+                let states = trash_states(app, trash, &images).await;
+                let before: HashMap<String, TrashState> =
+                    images.iter().map(|i| i.id.clone()).zip(states).collect();
+                let mut out = Vec::new();
+                for restore in [false, true] {
+                    let (status, reported) = send_trash_request(api, token, planned, restore).await;
+                    let (violations, untracked) =
+                        check_trash(app, trash, planned, &reported, restore, &before).await;
+                    out.push((status, violations, untracked));
+                }
+                out
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for out in results {
+        for (status, violations, untracked) in out {
+            *summary.statuses.entry(status).or_default() += 1;
+            summary.violations.extend(violations);
+            // Record gone, entry not written, and the confirmation could not tell:
+            // the stream trigger adopts these (not running against dynalite).
+            summary.unconfirmed += untracked;
+            summary.unconfirmed_requests += usize::from(untracked > 0);
+        }
+    }
+    // Faults off: the same delete then the same restore finish every plan.
+    proxy.set(json!({"rate": 0.0}));
+    summary.faults = proxy.counts();
+    for planned in plan.iter().filter(|p| p.forbidden.is_empty()) {
+        for restore in [false, true] {
+            send_trash_request(&api, &token, planned, restore).await;
+        }
+        summary.replayed += 1;
+    }
+    for planned in &plan {
+        for image in planned.allowed.iter().chain(&planned.forbidden) {
+            let s = trash_state(&app, &trash, image).await;
+            if !(s.record && !s.entry && s.readable) {
+                if planned.forbidden.is_empty() {
+                    summary.stuck += 1;
+                } else {
+                    summary
+                        .violations
+                        .push(format!("{}: not whole at the end: {s:?}", image.id));
+                }
+            }
+        }
+    }
+    let line = summary
+        .line(seed, rate)
+        .replacen("chaos:", "chaos trash:", 1);
+    println!("{line}");
+    for violation in summary.violations.iter().take(20) {
+        println!("  violation: {violation}");
+    }
+    summary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_faults_lose_nothing_with_the_trash() {
+    // GIVEN a trash and a proxy faulting a share of all AWS calls (make test: 10
+    // plans, one seed; make chaos: CHAOS_TRASH_PLANS, CHAOS_SEEDS, CHAOS_RATE). Each
+    // plan is two requests, a delete and a restore; checking every image's versions
+    // after each makes a plan slower than a delete run's request.
+    let requests = env_or("CHAOS_TRASH_PLANS", 10);
+    let rate = env_or("CHAOS_RATE", 0.3);
+    let seeds: Vec<u64> = std::env::var("CHAOS_SEEDS")
+        .unwrap_or_else(|_| "1".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("CHAOS_SEEDS: numbers"))
+        .collect();
+    let mut total = Summary::default();
+    for &seed in &seeds {
+        // WHEN each plan is deleted into the trash and restored, then both replayed
+        let summary = trash_run(seed, requests, rate).await;
+        total.add(&summary);
+        // THEN every check held, every allowed image is live again, faults happened
+        let line = summary.line(seed, rate);
+        assert!(summary.violations.is_empty(), "{line}");
+        assert_eq!(summary.stuck, 0, "{line}");
+        assert!(
+            summary.faults.iter().any(|(k, n)| k != "calls" && *n > 0),
+            "{line}"
+        );
+    }
+    println!(
+        "{}",
+        total
+            .line_for_seeds(&seeds, rate)
+            .replacen("chaos total:", "chaos trash total:", 1)
+    );
 }
