@@ -253,11 +253,15 @@ impl Deleter {
         live_records: Live,
         deadline: Deadline,
     ) -> Result<(Vec<TrashEntry>, Progress), TrashError> {
-        let (trashed, live) = futures_util::future::join(
-            bin.trash.get(ids.as_slice(), deadline),
-            self.catalog.get(ids.as_slice(), deadline),
-        )
-        .await;
+        // Only erasure asks whether a record is back: restore finishes such an entry.
+        let live = async {
+            match live_records {
+                Live::Skip => self.catalog.get(ids.as_slice(), deadline).await,
+                Live::Restore => Lookup::default(),
+            }
+        };
+        let (trashed, live) =
+            futures_util::future::join(bin.trash.get(ids.as_slice(), deadline), live).await;
         let denied: Vec<ImageId> = trashed
             .found
             .iter()
@@ -282,7 +286,7 @@ impl Deleter {
             .found
             .into_iter()
             .filter(|e| !e.expired(now))
-            .filter(|e| live_records == Live::Restore || !back.contains(&e.record.id))
+            .filter(|e| !back.contains(&e.record.id))
             .collect();
         Ok((entries, progress))
     }

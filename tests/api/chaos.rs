@@ -484,6 +484,15 @@ async fn run(seed: u64, requests: usize, rate: f64, lie: bool) -> Summary {
     summary
 }
 
+/// `CHAOS_SEEDS`, comma-separated; seed 1 when unset.
+fn chaos_seeds() -> Vec<u64> {
+    std::env::var("CHAOS_SEEDS")
+        .unwrap_or_else(|_| "1".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("CHAOS_SEEDS: numbers"))
+        .collect()
+}
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -497,11 +506,7 @@ async fn random_faults_lose_nothing_and_answers_stay_exact() {
     // seed; make chaos: CHAOS_REQUESTS, CHAOS_SEEDS, CHAOS_RATE)
     let requests = env_or("CHAOS_REQUESTS", 60);
     let rate = env_or("CHAOS_RATE", 0.3);
-    let seeds: Vec<u64> = std::env::var("CHAOS_SEEDS")
-        .unwrap_or_else(|_| "1".into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("CHAOS_SEEDS: numbers"))
-        .collect();
+    let seeds = chaos_seeds();
     let mut total = Summary::default();
     for &seed in &seeds {
         // WHEN random requests run through it, then the unfinished ones are replayed
@@ -800,11 +805,7 @@ async fn random_faults_lose_nothing_with_the_trash() {
     // after each makes a plan slower than a delete run's request.
     let requests = env_or("CHAOS_TRASH_PLANS", 10);
     let rate = env_or("CHAOS_RATE", 0.3);
-    let seeds: Vec<u64> = std::env::var("CHAOS_SEEDS")
-        .unwrap_or_else(|_| "1".into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("CHAOS_SEEDS: numbers"))
-        .collect();
+    let seeds = chaos_seeds();
     let mut total = Summary::default();
     for &seed in &seeds {
         // WHEN each plan is deleted into the trash and restored, then both replayed

@@ -48,7 +48,7 @@ impl S3ObjectStore {
         let mut result = Partial::default();
         loop {
             let sent = async {
-                let delete = quiet_delete(&pending)
+                let delete = quiet_delete(pending.iter().map(|k| (k.as_str(), None)))
                     .map_err(|err| StoreError::new(StoreErrorKind::Failed, OP).with_source(err))?;
                 let call = self
                     .client
@@ -199,21 +199,11 @@ impl S3ObjectStore {
         deadline: Deadline,
     ) -> Partial<ObjectVersion> {
         const OP: &str = "S3 DeleteObjects (versions)";
-        let delete = versions
-            .iter()
-            .map(|v| {
-                ObjectIdentifier::builder()
-                    .key(v.key.as_str())
-                    .version_id(v.version.as_str())
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|objects| {
-                Delete::builder()
-                    .set_objects(Some(objects))
-                    .quiet(true)
-                    .build()
-            });
+        let delete = quiet_delete(
+            versions
+                .iter()
+                .map(|v| (v.key.as_str(), Some(v.version.as_str()))),
+        );
         let sent = async {
             let delete = delete
                 .map_err(|err| StoreError::new(StoreErrorKind::Failed, OP).with_source(err))?;
@@ -281,12 +271,19 @@ impl ObjectVersions for S3ObjectStore {
     }
 }
 
-/// The `Delete` of `keys`, quiet: S3 answers only the keys it could not delete. The
-/// builders fail only on a missing required field, and every one is set here.
-fn quiet_delete(keys: &[ObjectKey]) -> Result<Delete, BuildError> {
-    let objects = keys
-        .iter()
-        .map(|key| ObjectIdentifier::builder().key(key.as_str()).build())
+/// The `Delete` of these objects (a key, and a version id to delete that version for
+/// good), quiet: S3 answers only those it could not delete. The builders fail only on
+/// a missing required field, and every one is set here.
+fn quiet_delete<'a>(
+    objects: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<Delete, BuildError> {
+    let objects = objects
+        .map(|(key, version)| {
+            ObjectIdentifier::builder()
+                .key(key)
+                .set_version_id(version.map(str::to_owned))
+                .build()
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Delete::builder()
         .set_objects(Some(objects))
