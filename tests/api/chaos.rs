@@ -610,12 +610,37 @@ struct TrashState {
     kept: bool,
 }
 
-async fn trash_state(app: &TestApp, trash: &str, image: &Image) -> TrashState {
+/// What the checks of a trash run read with: the trash table's name, and an S3 client
+/// of its own whose calls may wait (moto lists versions by scanning the whole bucket,
+/// slow once a run has filled it, and the checks list every key).
+struct Check {
+    trash: String,
+    s3: aws_sdk_s3::Client,
+}
+
+impl Check {
+    fn new(app: &TestApp) -> Self {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_timeout(std::time::Duration::from_secs(300))
+            .operation_attempt_timeout(std::time::Duration::from_secs(120))
+            .build();
+        let config = aws_sdk_s3::config::Builder::from(&app.aws)
+            .force_path_style(true)
+            .timeout_config(timeouts)
+            .build();
+        Check {
+            trash: format!("{}-trash", app.table),
+            s3: aws_sdk_s3::Client::from_conf(config),
+        }
+    }
+}
+
+async fn trash_state(app: &TestApp, check: &Check, image: &Image) -> TrashState {
     let mut readable = Vec::new();
     let mut kept = true;
     for key in &image.keys {
         readable.push(app.object_exists(key).await);
-        let versions = app
+        let versions = check
             .s3
             .list_object_versions()
             .bucket(&app.bucket)
@@ -630,18 +655,18 @@ async fn trash_state(app: &TestApp, trash: &str, image: &Image) -> TrashState {
     }
     TrashState {
         record: app.record_exists(&image.id).await,
-        entry: app.item(trash, &image.id).await.is_some(),
+        entry: app.item(&check.trash, &image.id).await.is_some(),
         readable: readable.iter().all(|r| *r),
         hidden: readable.iter().all(|r| !*r),
         kept,
     }
 }
 
-/// The states of `images`, in order, eight read at once.
-async fn trash_states(app: &TestApp, trash: &str, images: &[&Image]) -> Vec<TrashState> {
+/// The states of `images`, in order, four read at once.
+async fn trash_states(app: &TestApp, check: &Check, images: &[&Image]) -> Vec<TrashState> {
     futures_util::stream::iter(images.iter().copied())
-        .map(|image| trash_state(app, trash, image))
-        .buffered(8)
+        .map(|image| trash_state(app, check, image))
+        .buffered(4)
         .collect()
         .await
 }
@@ -676,7 +701,7 @@ async fn send_trash_request(
 /// nothing. Returns the violations and the unconfirmed count.
 async fn check_trash(
     app: &TestApp,
-    trash: &str,
+    check: &Check,
     planned: &Planned,
     reported: &[String],
     restore: bool,
@@ -686,7 +711,7 @@ async fn check_trash(
     let mut violations = Vec::new();
     let mut untracked = 0;
     let images: Vec<&Image> = planned.allowed.iter().chain(&planned.forbidden).collect();
-    let states = trash_states(app, trash, &images).await;
+    let states = trash_states(app, check, &images).await;
     for (image, s) in images.into_iter().zip(states) {
         if !s.kept {
             violations.push(format!(
@@ -720,7 +745,7 @@ async fn check_trash(
 
 async fn trash_run(seed: u64, requests: usize, rate: f64) -> Summary {
     let app = TestApp::spawn_trashing().await;
-    let trash = format!("{}-trash", app.table);
+    let check = Check::new(&app);
     let proxy = Proxy::start(seed, rate, false);
     let api = api_through(&app, &proxy).await;
     let token = app.token_for(&[ALLOWED], &["image_delete", "trash"]);
@@ -734,18 +759,18 @@ async fn trash_run(seed: u64, requests: usize, rate: f64) -> Summary {
     // Each plan deleted, then restored, several plans at once.
     let results: Vec<_> = futures_util::stream::iter(plan.iter())
         .map(|planned| {
-            let (app, api, token, trash) = (&app, &api, &token, &trash);
+            let (app, api, token, check) = (&app, &api, &token, &check);
             async move {
                 let images: Vec<&Image> =
                     planned.allowed.iter().chain(&planned.forbidden).collect();
-                let states = trash_states(app, trash, &images).await;
+                let states = trash_states(app, check, &images).await;
                 let before: HashMap<String, TrashState> =
                     images.iter().map(|i| i.id.clone()).zip(states).collect();
                 let mut out = Vec::new();
                 for restore in [false, true] {
                     let (status, reported) = send_trash_request(api, token, planned, restore).await;
                     let (violations, untracked) =
-                        check_trash(app, trash, planned, &reported, restore, &before).await;
+                        check_trash(app, check, planned, &reported, restore, &before).await;
                     out.push((status, violations, untracked));
                 }
                 out
@@ -775,7 +800,7 @@ async fn trash_run(seed: u64, requests: usize, rate: f64) -> Summary {
     }
     for planned in &plan {
         for image in planned.allowed.iter().chain(&planned.forbidden) {
-            let s = trash_state(&app, &trash, image).await;
+            let s = trash_state(&app, &check, image).await;
             if !(s.record && !s.entry && s.readable) {
                 if planned.forbidden.is_empty() {
                     summary.stuck += 1;
