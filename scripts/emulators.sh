@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts or stops the local AWS emulators on loopback:
 #   dynalite (DynamoDB, enforces the batch limits) on $DYNAMODB_PORT (default 8000)
-#   moto     (S3, SQS, Secrets Manager)         on $MOTO_PORT     (default 5000)
+#   moto     (S3, SQS, Secrets Manager, EventBridge) on $MOTO_PORT (default 5000)
 # Usage: scripts/emulators.sh start|stop NAME
 #        eval "$(scripts/emulators.sh endpoints)"   exports the AWS_ENDPOINT_URL_* of
 #        the emulators on $DYNAMODB_PORT / $MOTO_PORT
@@ -16,6 +16,7 @@ export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:${DYNAMODB_PORT:-8000}
 export AWS_ENDPOINT_URL_S3=http://127.0.0.1:${MOTO_PORT:-5000}
 export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:${MOTO_PORT:-5000}
 export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:${MOTO_PORT:-5000}
+export AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:${MOTO_PORT:-5000}
 VARS
   exit 0
 fi

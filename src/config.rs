@@ -83,13 +83,26 @@ pub const DEV_SECRET: &str = "dev-secret-for-local-runs-only-0123456789abcdef";
 
 /// The endpoint overrides the SDK reads (the standard `AWS_ENDPOINT_URL[_SERVICE]`
 /// variables of every client this crate builds).
-const ENDPOINT_VARIABLES: [&str; 5] = [
+const ENDPOINT_VARIABLES: [&str; 6] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL_SQS",
     "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_EVENTBRIDGE",
 ];
+
+/// The audit trigger's one setting: the bus its events go to (`AUDIT_BUS`, a name or
+/// an ARN), after the same endpoint checks as `Config`.
+pub fn audit_bus(get: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    for name in ENDPOINT_VARIABLES {
+        if let Some(url) = get(name) {
+            check_endpoint(name, &url)?;
+        }
+    }
+    get("AUDIT_BUS").ok_or(ConfigError::Missing("AUDIT_BUS"))
+}
 
 /// An endpoint override is `https://`, or plain `http://` to this machine only (a
 /// local emulator): signed requests and the answers trusted for deletes never cross

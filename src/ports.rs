@@ -8,7 +8,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::domain::trash::{ListedAt, ObjectVersion, TrashEntry, Trashed};
+use crate::domain::audit::AuditEvent;
+use crate::domain::trash::{ListedAt, ObjectVersion, Tombstone, TrashEntry, Trashed};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::retry::Deadline;
 
@@ -80,8 +81,9 @@ pub trait Trash: Send + Sync {
     /// stays (restore removes it after: an image is never in neither place).
     async fn put_back(&self, entries: &[TrashEntry], deadline: Deadline) -> Partial<ImageId>;
 
-    /// Removes the entries of `ids` (erased for good).
-    async fn remove(&self, ids: &[ImageId], deadline: Deadline) -> Partial<ImageId>;
+    /// Replaces each entry with its tombstone (restored or erased: read as no entry
+    /// from then on, and the trash's change stream says who closed it).
+    async fn close(&self, tombstones: &[Tombstone], deadline: Deadline) -> Partial<ImageId>;
 
     /// One page of `album`'s trash, newest first, starting after `after` (older).
     async fn page(
@@ -91,6 +93,13 @@ pub trait Trash: Send + Sync {
         limit: usize,
         deadline: Deadline,
     ) -> Result<TrashPage, StoreError>;
+}
+
+/// Where audit events go (the project's EventBridge bus).
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Publishes `events`; `failed` holds the positions of those not published.
+    async fn publish(&self, events: &[AuditEvent], deadline: Deadline) -> Partial<usize>;
 }
 
 /// A page of an album's trash, newest first; `next` is where the following one starts.

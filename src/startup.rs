@@ -10,15 +10,17 @@ use secrecy::ExposeSecret;
 
 use crate::auth::{SigningKey, Tokens, keys_from_secret_text};
 use crate::aws::https;
-use crate::config::{Config, ConfigError, DEV_SECRET, KeySource};
+use crate::config::{self, Config, ConfigError, DEV_SECRET, KeySource};
 use crate::domain::Deleter;
 use crate::http::Api;
 use crate::retry::Deadline;
 use crate::store::dynamodb::DynamoCatalog;
 use crate::store::dynamodb::trash::DynamoTrash;
+use crate::store::eventbridge::BridgeAuditLog;
 use crate::store::s3::S3ObjectStore;
 use crate::store::sqs::SqsHandOff;
 use crate::triggers::Cleanup;
+use crate::triggers::audit::Audit;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// Connecting to an AWS endpoint in-region takes milliseconds; a second is generous.
@@ -218,6 +220,13 @@ pub fn cleanup(config: &Config, aws: &SdkConfig) -> Result<Cleanup, InitError> {
         config.album_page_size,
     )
     .with_album_prefetch(config.album_prefetch))
+}
+
+/// The audit trigger, publishing to `AUDIT_BUS`.
+pub fn audit(aws: &SdkConfig) -> Result<Audit, InitError> {
+    let bus = config::audit_bus(|name| std::env::var(name).ok())?;
+    let log = BridgeAuditLog::new(aws_sdk_eventbridge::Client::new(aws), bus);
+    Ok(Audit::new(Arc::new(log)))
 }
 
 /// The async runtime: one thread on classic Lambda (one invocation at a time, the

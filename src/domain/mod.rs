@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub mod album;
+pub mod audit;
 pub mod claims;
 pub mod deletion;
 pub mod ids;

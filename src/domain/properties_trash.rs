@@ -17,15 +17,27 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
+use super::claims::Abilities;
 use super::claims::Claims;
 use super::deletion::{Authority, Deleter};
 use super::ids::{AlbumId, ImageId, ImageIds, ObjectKey};
-use super::restore::{TrashError, TrashOutcome};
+use super::restore::{Caller, TrashError, TrashOutcome};
 use super::trash::{RequestId, TrashDays, Trigger, UnixTime};
 use super::{ImageRecord, Opaque};
 use crate::ports::StoreErrorKind;
 use crate::retry::Deadline;
 use crate::store::memory::{Fault, MemoryCatalog, MemoryObjectStore, Op};
+
+/// A restore or erasure by user "u", request "req".
+fn caller(abilities: &Abilities) -> Caller<'_> {
+    static REQUEST: std::sync::LazyLock<RequestId> =
+        std::sync::LazyLock::new(|| RequestId::new("req"));
+    Caller {
+        abilities,
+        user_id: "u",
+        request_id: &REQUEST,
+    }
+}
 
 const ALLOWED: &str = "allowed";
 const FORBIDDEN: &str = "other";
@@ -260,14 +272,14 @@ fn delete(w: &World, system: bool) -> Option<super::DeleteOutcome> {
 fn restore(w: &World) -> Result<TrashOutcome, TrashError> {
     block_on(
         w.deleter
-            .restore(&w.requested(), &token().abilities, deadline()),
+            .restore(&w.requested(), caller(&token().abilities), deadline()),
     )
 }
 
 fn erase(w: &World) -> Result<TrashOutcome, TrashError> {
     block_on(
         w.deleter
-            .erase(&w.requested(), &token().abilities, deadline()),
+            .erase(&w.requested(), caller(&token().abilities), deadline()),
     )
 }
 

@@ -3,9 +3,13 @@
 //! catalog without an entry. Each is ordered so that an interrupted call leaves every
 //! id live or trashed, or in a state the next identical call finishes:
 //! - restore removes the delete markers first, then puts the record back, then
-//!   removes the entry; objects readable without a record are still the entry's;
-//! - erasure deletes every object version first, then the entry; an entry without
-//!   objects is only a row until its TTL.
+//!   turns the entry into a tombstone; objects readable without a record are still
+//!   the entry's;
+//! - erasure deletes every object version first, then tombstones the entry; an entry
+//!   without objects is only a row until its TTL.
+//!
+//! A tombstone (`Tombstone`) is read as no entry; it exists so that the trash table's
+//! stream says who restored or erased what (the audit trail, `crate::audit`).
 //!
 //! Markers are found by listing each key's versions, not taken from the delete's
 //! answer: a delete whose answer was lost, or one repeated over a partly hidden image,
@@ -16,13 +20,23 @@ use foldhash::{HashMap, HashSet};
 use super::claims::Abilities;
 use super::deletion::{Bin, Deleter, Denied};
 use super::ids::{AlbumId, ImageId, ImageIds, ObjectKey};
-use super::trash::{Actor, ListedAt, ObjectVersion, RequestId, Stamp, TrashEntry, Trigger};
+use super::trash::{
+    Actor, Closing, ListedAt, ObjectVersion, RequestId, Stamp, Tombstone, TrashEntry, Trigger,
+};
 use super::{ImageRecord, trash};
 use crate::ports::{Lookup, Partial, StoreError, StoreErrorKind, TrashPage};
 use crate::retry::Deadline;
 
 /// The album ability that guards the trash: listing, restore and erasure.
 pub const TRASH_ABILITY: &str = "trash";
+
+/// Who asks to restore or erase: what authorizes it, and what its tombstones record.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub abilities: &'a Abilities,
+    pub user_id: &'a str,
+    pub request_id: &'a RequestId,
+}
 
 /// What became of each id asked for. Every id is in exactly one list.
 #[derive(Debug, Default)]
@@ -87,10 +101,11 @@ impl Deleter {
     pub async fn restore(
         &self,
         ids: &ImageIds,
-        abilities: &Abilities,
+        caller: Caller<'_>,
         deadline: Deadline,
     ) -> Result<TrashOutcome, TrashError> {
         let bin = self.bin()?;
+        let abilities = caller.abilities;
         let (entries, mut progress) = self
             .entries(bin, ids, abilities, Live::Restore, deadline)
             .await?;
@@ -114,8 +129,16 @@ impl Deleter {
             let failed = put.failed.clone();
             progress.fail(failed, put);
         }
-        self.remove_entries(bin, &entries, &mut progress, deadline)
-            .await;
+        let stamp = self.stamp(&caller);
+        self.close_entries(
+            bin,
+            &entries,
+            Closing::Restored,
+            &stamp,
+            &mut progress,
+            deadline,
+        )
+        .await;
         Ok(finish(ids, &entries, progress))
     }
 
@@ -125,10 +148,11 @@ impl Deleter {
     pub async fn erase(
         &self,
         ids: &ImageIds,
-        abilities: &Abilities,
+        caller: Caller<'_>,
         deadline: Deadline,
     ) -> Result<TrashOutcome, TrashError> {
         let bin = self.bin()?;
+        let abilities = caller.abilities;
         let (entries, mut progress) = self
             .entries(bin, ids, abilities, Live::Skip, deadline)
             .await?;
@@ -143,9 +167,25 @@ impl Deleter {
             .await;
         self.delete_versions(bin, &entries, all, &mut progress, deadline)
             .await;
-        self.remove_entries(bin, &entries, &mut progress, deadline)
-            .await;
+        let stamp = self.stamp(&caller);
+        self.close_entries(
+            bin,
+            &entries,
+            Closing::Erased,
+            &stamp,
+            &mut progress,
+            deadline,
+        )
+        .await;
         Ok(finish(ids, &entries, progress))
+    }
+
+    fn stamp(&self, caller: &Caller<'_>) -> Stamp {
+        Stamp {
+            by: Actor::User(caller.user_id.to_owned()),
+            request_id: caller.request_id.clone(),
+            at: (self.clock)(),
+        }
     }
 
     /// Puts a trash entry, by `Trigger::Stream`, for each removed record that has
@@ -330,21 +370,23 @@ impl Deleter {
             .collect()
     }
 
-    /// Removes the entries of the images not failed so far.
-    async fn remove_entries(
+    /// Tombstones the entries of the images not failed so far.
+    async fn close_entries(
         &self,
         bin: &Bin,
         entries: &[TrashEntry],
+        outcome: Closing,
+        stamp: &Stamp,
         progress: &mut Progress,
         deadline: Deadline,
     ) {
-        let ready: Vec<ImageId> = entries
+        let ready: Vec<Tombstone> = entries
             .iter()
-            .map(|e| e.record.id.clone())
-            .filter(|id| !progress.failed.contains(id))
+            .filter(|e| !progress.failed.contains(&e.record.id))
+            .map(|e| Tombstone::of(e, outcome, stamp))
             .collect();
         if !ready.is_empty() {
-            let removed = bin.trash.remove(&ready, deadline).await;
+            let removed = bin.trash.close(&ready, deadline).await;
             let failed = removed.failed.clone();
             progress.fail(failed, removed);
         }
@@ -432,6 +474,17 @@ mod tests {
     use crate::store::memory::{Fault, MemoryCatalog, MemoryObjectStore, Op};
     use std::sync::Arc;
     use std::time::Duration;
+
+    /// A restore or erasure by user "u", request "req".
+    fn caller(abilities: &Abilities) -> Caller<'_> {
+        static REQUEST: std::sync::LazyLock<RequestId> =
+            std::sync::LazyLock::new(|| RequestId::new("req"));
+        Caller {
+            abilities,
+            user_id: "u",
+            request_id: &REQUEST,
+        }
+    }
 
     const A1: &str = "7dca41d5-d76a-4ebb-9e00-dd13c13fc238";
     const A2: &str = "dcd964c3-f54e-413c-ab2e-41c8608f5d16";
@@ -550,7 +603,7 @@ mod tests {
         // WHEN a token with trash on album "a" restores them and an unknown id
         let outcome = w
             .deleter
-            .restore(&ids(&[A2, NONE, A1]), &trash_on("a"), deadline())
+            .restore(&ids(&[A2, NONE, A1]), caller(&trash_on("a")), deadline())
             .await
             .unwrap();
         // THEN both are images again exactly as they were; the unknown id is missing
@@ -560,10 +613,17 @@ mod tests {
         assert_eq!((w.catalog.record(&id_of(A1)), w.readable()), before);
         assert_eq!(w.objects.read(&format!("a/{A1}/1")), bytes);
         assert!(w.catalog.entry(&id_of(A1)).is_none());
+        // AND each entry is a tombstone saying who restored it, for which request
+        let tombstone = w.catalog.tombstone(&id_of(A1)).unwrap();
+        assert_eq!(tombstone.outcome, Closing::Restored);
+        assert_eq!(tombstone.stamp.by, Actor::User("u".into()));
+        assert_eq!(tombstone.stamp.request_id.as_str(), "req");
+        assert_eq!(tombstone.album_id.as_str(), "a");
+        assert_eq!(tombstone.purge_at, UnixTime(NOW + 86_400));
         // AND restoring again finds nothing in the trash
         let again = w
             .deleter
-            .restore(&ids(&[A1]), &trash_on("a"), deadline())
+            .restore(&ids(&[A1]), caller(&trash_on("a")), deadline())
             .await
             .unwrap();
         assert_eq!(strs(&again.missing), [A1]);
@@ -585,7 +645,7 @@ mod tests {
             // WHEN a token lacking trash on album "b" restores both
             let result = w
                 .deleter
-                .restore(&ids(&[A1, B1]), &grants, deadline())
+                .restore(&ids(&[A1, B1]), caller(&grants), deadline())
                 .await;
             // THEN it is denied for B1 and both stay in the trash
             let Err(TrashError::Denied(denied)) = result else {
@@ -628,7 +688,7 @@ mod tests {
         // WHEN it is restored
         let outcome = w
             .deleter
-            .restore(&ids(&[A1]), &trash_on("a"), deadline())
+            .restore(&ids(&[A1]), caller(&trash_on("a")), deadline())
             .await
             .unwrap();
         // THEN both objects read again
@@ -645,7 +705,7 @@ mod tests {
         // WHEN A1 is erased
         let outcome = w
             .deleter
-            .erase(&ids(&[A1]), &trash_on("a"), deadline())
+            .erase(&ids(&[A1]), caller(&trash_on("a")), deadline())
             .await
             .unwrap();
         // THEN nothing of it is left; A2 is still restorable
@@ -654,10 +714,13 @@ mod tests {
         assert!(!w.objects.has_versions(&format!("a/{A1}/0")));
         assert!(!w.objects.has_versions(&format!("a/{A1}/1")));
         assert!(w.objects.restorable(&format!("a/{A2}/0")));
+        let tombstone = w.catalog.tombstone(&id_of(A1)).unwrap();
+        assert_eq!(tombstone.outcome, Closing::Erased);
+        assert!(w.catalog.tombstone(&id_of(A2)).is_none());
         // AND restoring it finds nothing
         let restored = w
             .deleter
-            .restore(&ids(&[A1]), &trash_on("a"), deadline())
+            .restore(&ids(&[A1]), caller(&trash_on("a")), deadline())
             .await
             .unwrap();
         assert_eq!(strs(&restored.missing), [A1]);
@@ -673,7 +736,7 @@ mod tests {
         // WHEN it is erased
         let outcome = w
             .deleter
-            .erase(&ids(&[A1]), &trash_on("a"), deadline())
+            .erase(&ids(&[A1]), caller(&trash_on("a")), deadline())
             .await
             .unwrap();
         // THEN it is not in the trash as far as erasure goes: no version touched
@@ -689,7 +752,7 @@ mod tests {
         let later = w.deleter.clone().with_clock(|| UnixTime(NOW + 31 * 86_400));
         // WHEN it is restored or listed
         let outcome = later
-            .restore(&ids(&[A1]), &trash_on("a"), deadline())
+            .restore(&ids(&[A1]), caller(&trash_on("a")), deadline())
             .await
             .unwrap();
         let album = AlbumId::parse("a").unwrap();
@@ -734,7 +797,7 @@ mod tests {
         let catalog = Arc::new(MemoryCatalog::default());
         let deleter = Deleter::new(catalog, Arc::new(MemoryObjectStore::default()));
         let result = deleter
-            .restore(&ids(&[A1]), &trash_on("a"), deadline())
+            .restore(&ids(&[A1]), caller(&trash_on("a")), deadline())
             .await;
         assert!(matches!(result, Err(TrashError::Off)));
     }

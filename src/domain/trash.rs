@@ -56,7 +56,7 @@ impl UnixTime {
 }
 
 /// The part of the system that deletes on its own account (no token).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Trigger {
     /// A whole album deleted by the cleanup queue.
     Album,
@@ -65,6 +65,10 @@ pub enum Trigger {
     /// A record removed from the images table by someone else, adopted by the stream
     /// trigger so that its objects stay tracked.
     Stream,
+    /// The trash window: an entry purged by the table's TTL (audit trail only).
+    Expiry,
+    /// An entry removed by something other than this service (audit trail only).
+    Outside,
 }
 
 impl Trigger {
@@ -73,18 +77,26 @@ impl Trigger {
             Self::Album => "album",
             Self::Cleanup => "cleanup",
             Self::Stream => "stream",
+            Self::Expiry => "expiry",
+            Self::Outside => "outside",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Album, Self::Cleanup, Self::Stream]
-            .into_iter()
-            .find(|t| t.as_str() == raw)
+        [
+            Self::Album,
+            Self::Cleanup,
+            Self::Stream,
+            Self::Expiry,
+            Self::Outside,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == raw)
     }
 }
 
 /// Who deleted an image: the audit trail's "by".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Actor {
     /// A token holder, by the token's `user_id`.
     User(String),
@@ -103,7 +115,7 @@ impl fmt::Display for Actor {
 
 /// The id of the invocation that did something (Lambda's request id), for the audit
 /// trail. Bounded and printable: it is stored and logged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(String);
 
 impl RequestId {
@@ -232,6 +244,55 @@ impl TrashEntry {
     /// `purge_at` is treated as gone whether or not it is still stored.
     pub fn expired(&self, now: UnixTime) -> bool {
         self.purge_at <= now
+    }
+}
+
+/// How an entry left the trash by our hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    Restored,
+    Erased,
+}
+
+impl Closing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Restored => "restored",
+            Self::Erased => "erased",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Restored, Self::Erased]
+            .into_iter()
+            .find(|c| c.as_str() == raw)
+    }
+}
+
+/// What an entry becomes when it is restored or erased: who did it, for which request,
+/// when. Read as no entry at all; kept a day (its own TTL) so that the trash table's
+/// stream carries who closed it, which a removal (old image only) cannot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub id: super::ImageId,
+    pub album_id: AlbumId,
+    pub outcome: Closing,
+    pub stamp: Stamp,
+    pub purge_at: UnixTime,
+}
+
+impl Tombstone {
+    /// A day: the stream keeps a change 24 hours, and nothing reads a tombstone after.
+    pub const KEPT_SECONDS: i64 = 86_400;
+
+    pub fn of(entry: &TrashEntry, outcome: Closing, stamp: &Stamp) -> Self {
+        Self {
+            id: entry.record.id.clone(),
+            album_id: entry.album_id().clone(),
+            outcome,
+            stamp: stamp.clone(),
+            purge_at: UnixTime(stamp.at.0.saturating_add(Self::KEPT_SECONDS)),
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use lambda_http::{Body, Request, RequestExt};
 
 use super::input::{self, Route, percent_decode};
 use super::{Api, ApiError, JSON, Tally, deadline};
-use crate::domain::restore::{TRASH_ABILITY, TrashError, TrashOutcome};
-use crate::domain::trash::{ListedAt, Trashed, UnixTime};
+use crate::domain::restore::{Caller, TRASH_ABILITY, TrashError, TrashOutcome};
+use crate::domain::trash::{ListedAt, RequestId, Trashed, UnixTime};
 use crate::domain::{AlbumId, Claims, ImageId, ImageIds};
 use crate::ports::{StoreError, StoreErrorKind};
 
@@ -35,12 +35,16 @@ impl Api {
         };
         tally.requested = ids.len();
         let deadline = deadline(request);
+        let request_id = RequestId::new(aws_request_id);
+        let caller = Caller {
+            abilities: &claims.abilities,
+            user_id: &claims.user_id,
+            request_id: &request_id,
+        };
         let result = if route == Route::Erase {
-            self.deleter.erase(&ids, &claims.abilities, deadline).await
+            self.deleter.erase(&ids, caller, deadline).await
         } else {
-            self.deleter
-                .restore(&ids, &claims.abilities, deadline)
-                .await
+            self.deleter.restore(&ids, caller, deadline).await
         };
         let outcome = match result {
             Ok(outcome) => outcome,

@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use crate::domain::trash::{ListedAt, ObjectVersion, TrashEntry, VersionId};
+use crate::domain::audit::AuditEvent;
+use crate::domain::trash::{ListedAt, ObjectVersion, Tombstone, TrashEntry, VersionId};
 use crate::domain::{AlbumId, ImageId, ImageRecord, ObjectKey};
 use crate::ports::{
-    AlbumPage, Catalog, HandOff, Lookup, ObjectStore, ObjectVersions, Partial, StoreError,
-    StoreErrorKind, Trash, TrashPage,
+    AlbumPage, AuditLog, Catalog, HandOff, Lookup, ObjectStore, ObjectVersions, Partial,
+    StoreError, StoreErrorKind, Trash, TrashPage,
 };
 use crate::retry::Deadline;
 
@@ -74,6 +75,8 @@ pub struct MemoryCatalog {
     records: Mutex<BTreeMap<ImageId, ImageRecord>>,
     /// The trash table: the catalog's fake is the trash's too, since moves write both.
     trash: Mutex<BTreeMap<ImageId, TrashEntry>>,
+    /// Entries restored or erased: who closed them (a tombstone replaces an entry).
+    tombstones: Mutex<BTreeMap<ImageId, Tombstone>>,
     /// Every record removed, in order: what the images table's stream would carry.
     removed: Mutex<Vec<ImageRecord>>,
     failing_gets: Mutex<HashSet<String>>,
@@ -125,6 +128,11 @@ impl MemoryCatalog {
     /// The trash entry of `id`, as stored.
     pub fn entry(&self, id: &ImageId) -> Option<TrashEntry> {
         self.trash.lock().unwrap().get(id).cloned()
+    }
+
+    /// The tombstone of `id`, if its entry was restored or erased (and not trashed again).
+    pub fn tombstone(&self, id: &ImageId) -> Option<Tombstone> {
+        self.tombstones.lock().unwrap().get(id).cloned()
     }
 
     /// Takes the records removed since the last call (the stream's batch).
@@ -268,12 +276,13 @@ impl Trash for MemoryCatalog {
         let by_id: BTreeMap<&ImageId, &TrashEntry> =
             entries.iter().map(|e| (&e.record.id, e)).collect();
         let apply = |id: &ImageId, op: Op| match op {
-            Op::PutEntry => drop(
+            Op::PutEntry => {
+                self.tombstones.lock().unwrap().remove(id);
                 self.trash
                     .lock()
                     .unwrap()
-                    .insert(id.clone(), by_id[id].clone()),
-            ),
+                    .insert(id.clone(), by_id[id].clone());
+            }
             _ => self.remove_record(id),
         };
         let ids = entries.iter().map(|e| e.record.id.clone());
@@ -290,7 +299,10 @@ impl Trash for MemoryCatalog {
             entries.iter().map(|e| (&e.record.id, e)).collect();
         let apply = |id: &ImageId, _op: Op| {
             let mut trash = self.trash.lock().unwrap();
-            trash.entry(id.clone()).or_insert_with(|| by_id[id].clone());
+            if !trash.contains_key(id) {
+                self.tombstones.lock().unwrap().remove(id);
+                trash.insert(id.clone(), by_id[id].clone());
+            }
         };
         let ids = entries.iter().map(|e| e.record.id.clone());
         self.write_items(ids, &[Op::PutEntry], apply, "memory put trash entries")
@@ -304,10 +316,18 @@ impl Trash for MemoryCatalog {
         self.write_items(ids, &[Op::PutRecord], apply, "memory put records back")
     }
 
-    async fn remove(&self, ids: &[ImageId], _deadline: Deadline) -> Partial<ImageId> {
-        let apply = |id: &ImageId, _op: Op| drop(self.trash.lock().unwrap().remove(id));
-        let ids = ids.iter().cloned();
-        self.write_items(ids, &[Op::RemoveEntry], apply, "memory erase entries")
+    async fn close(&self, tombstones: &[Tombstone], _deadline: Deadline) -> Partial<ImageId> {
+        let by_id: BTreeMap<&ImageId, &Tombstone> = tombstones.iter().map(|t| (&t.id, t)).collect();
+        let apply = |id: &ImageId, _op: Op| {
+            self.trash.lock().unwrap().remove(id);
+            let tombstone = by_id[id].clone();
+            self.tombstones
+                .lock()
+                .unwrap()
+                .insert(id.clone(), tombstone);
+        };
+        let ids = tombstones.iter().map(|t| t.id.clone());
+        self.write_items(ids, &[Op::RemoveEntry], apply, "memory close entries")
     }
 
     async fn page(
@@ -575,5 +595,46 @@ impl HandOff for MemoryHandOff {
     async fn continue_album(&self, album: &AlbumId) -> Result<(), StoreError> {
         self.albums.lock().unwrap().push(album.clone());
         Ok(())
+    }
+}
+
+/// An audit log that keeps what it publishes; events of an album named
+/// by `fail_album` are refused, as a bus refuses an entry.
+#[derive(Default)]
+pub struct MemoryAuditLog {
+    published: Mutex<Vec<AuditEvent>>,
+    failing_albums: Mutex<HashSet<String>>,
+}
+
+impl MemoryAuditLog {
+    pub fn published(&self) -> Vec<AuditEvent> {
+        self.published.lock().unwrap().clone()
+    }
+
+    pub fn fail_album(&self, album: &str) {
+        self.failing_albums.lock().unwrap().insert(album.to_owned());
+    }
+
+    pub fn heal(&self) {
+        self.failing_albums.lock().unwrap().clear();
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryAuditLog {
+    async fn publish(&self, events: &[AuditEvent], _deadline: Deadline) -> Partial<usize> {
+        let failing = self.failing_albums.lock().unwrap();
+        let mut result = Partial::default();
+        for (position, event) in events.iter().enumerate() {
+            if failing.contains(event.album_id.as_str()) {
+                result.failed.push(position);
+                let err = StoreError::new(StoreErrorKind::Unavailable, "memory publish")
+                    .with_source("injected fault");
+                result.error = StoreError::worst(result.error, Some(err));
+            } else {
+                self.published.lock().unwrap().push(event.clone());
+            }
+        }
+        result
     }
 }

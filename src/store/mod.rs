@@ -2,6 +2,7 @@
 //! tests and fault injection.
 
 pub mod dynamodb;
+pub mod eventbridge;
 pub mod memory;
 pub mod s3;
 pub mod sqs;

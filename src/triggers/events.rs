@@ -1,4 +1,5 @@
-//! The event shapes the cleanup triggers receive and answer, as Lambda sends them.
+//! The event shapes the cleanup and audit triggers receive and answer, as Lambda
+//! sends them.
 //! Only the fields this service reads are declared.
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,27 @@ pub struct StreamRecord {
     #[serde(rename = "eventName")]
     pub event_name: String,
     pub dynamodb: StreamChange,
+    /// Set on a removal by DynamoDB's TTL (`{"type": "Service", "principalId":
+    /// "dynamodb.amazonaws.com"}`).
+    #[serde(rename = "userIdentity", default)]
+    pub user_identity: Option<UserIdentity>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserIdentity {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(rename = "principalId", default)]
+    pub principal_id: String,
+}
+
+impl StreamRecord {
+    /// Whether DynamoDB's TTL made this change.
+    pub fn by_ttl(&self) -> bool {
+        self.user_identity
+            .as_ref()
+            .is_some_and(|u| u.kind == "Service" && u.principal_id == "dynamodb.amazonaws.com")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +64,11 @@ pub struct StreamChange {
     /// The record as it was, in DynamoDB JSON (`{"object_keys": {"SS": [...]}}`).
     #[serde(rename = "OldImage", default)]
     pub old_image: Option<Map<String, Value>>,
+    #[serde(rename = "NewImage", default)]
+    pub new_image: Option<Map<String, Value>>,
+    /// When the change was made, in seconds since the epoch (to the second).
+    #[serde(rename = "ApproximateCreationDateTime", default)]
+    pub created: Option<f64>,
 }
 
 /// An EventBridge event.

@@ -5,6 +5,7 @@
 //! These triggers act with system authority: the IAM policy on the queue, the event
 //! bus and the stream is the authorization.
 
+pub mod audit;
 pub mod events;
 
 use std::sync::Arc;

@@ -655,7 +655,11 @@ async fn trash_state(app: &TestApp, check: &Check, image: &Image) -> TrashState 
     }
     TrashState {
         record: app.record_exists(&image.id).await,
-        entry: app.item(&check.trash, &image.id).await.is_some(),
+        // A tombstone (restored or erased) is no entry.
+        entry: app
+            .item(&check.trash, &image.id)
+            .await
+            .is_some_and(|item| !item.contains_key("outcome")),
         readable: readable.iter().all(|r| *r),
         hidden: readable.iter().all(|r| !*r),
         kept,

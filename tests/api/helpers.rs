@@ -177,6 +177,11 @@ impl TestApp {
         self.tokens.mint(&claims, now)
     }
 
+    /// The name `create_trash` gives this app's trash table.
+    pub fn trash_table(&self) -> String {
+        format!("{}-trash", self.table)
+    }
+
     /// Creates this app's trash table (`<table>-trash`, with the listing's index), and
     /// turns versioning on in its bucket, as `template.yaml` does with `TrashDays`.
     pub async fn create_trash(&self) -> String {

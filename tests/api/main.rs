@@ -5,6 +5,7 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_S3`. Without them every test here
 //! fails loudly: none is skipped.
 
+mod audit;
 mod bulk;
 mod chaos;
 mod cleanup;

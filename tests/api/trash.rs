@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use image_delete::domain::restore::TrashOutcome;
+use image_delete::domain::restore::{Caller, TrashOutcome};
 use image_delete::domain::trash::{RequestId, TrashDays};
 use image_delete::domain::{Abilities, AlbumId, Authority, Deleter, ImageId, ImageIds};
 use image_delete::retry::Deadline;
@@ -14,6 +14,17 @@ use image_delete::store::dynamodb::trash::DynamoTrash;
 use image_delete::store::s3::S3ObjectStore;
 
 use crate::helpers::{OTHER_ALBUM, SEED_ALBUM, SEED_IDS, TestApp};
+
+/// A restore or erasure by user "restorer", request "req-restore".
+fn caller(abilities: &Abilities) -> Caller<'_> {
+    static REQUEST: std::sync::LazyLock<RequestId> =
+        std::sync::LazyLock::new(|| RequestId::new("req-restore"));
+    Caller {
+        abilities,
+        user_id: "restorer",
+        request_id: &REQUEST,
+    }
+}
 
 /// The deleter over this app's table and bucket, with a 30-day trash.
 async fn trashing(app: &TestApp) -> (Deleter, String) {
@@ -116,7 +127,7 @@ async fn deleted_images_go_to_the_trash_and_come_back_byte_for_byte() {
     let outcome: TrashOutcome = deleter
         .restore(
             &ids(&[a, b]),
-            &grants(&[SEED_ALBUM], &["trash"]),
+            caller(&grants(&[SEED_ALBUM], &["trash"])),
             deadline(),
         )
         .await
@@ -128,7 +139,59 @@ async fn deleted_images_go_to_the_trash_and_come_back_byte_for_byte() {
     for key in keys_a.iter().chain(&keys_b) {
         assert!(app.object_exists(key).await, "{key}");
     }
-    assert!(app.item(&trash_table, a).await.is_none());
+    // AND each entry is a tombstone, out of the listing, saying who restored it
+    let tombstone = app.item(&trash_table, a).await.unwrap();
+    assert_eq!(tombstone["outcome"].as_s().unwrap(), "restored");
+    assert_eq!(tombstone["closed_by"].as_s().unwrap(), "restorer");
+    assert_eq!(tombstone["request_id"].as_s().unwrap(), "req-restore");
+    assert!(!tombstone.contains_key("record"));
+    let page = deleter
+        .trash_page(&album, None, 10, deadline())
+        .await
+        .unwrap();
+    assert!(page.entries.is_empty(), "{page:?}");
+    // AND a second restore finds nothing to restore
+    let again = deleter
+        .restore(
+            &ids(&[a]),
+            caller(&grants(&[SEED_ALBUM], &["trash"])),
+            deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(strs(&again.missing), [a]);
+
+    // WHEN a restored image is deleted again, once by a user and once behind our back
+    assert_eq!(delete_as_user(&deleter, &[a]).await, [a]);
+    // THEN its entry replaces the tombstone and it can be restored again
+    let entry = app.item(&trash_table, a).await.unwrap();
+    assert!(entry.contains_key("record") && !entry.contains_key("outcome"));
+    let outcome = deleter
+        .restore(
+            &ids(&[a]),
+            caller(&grants(&[SEED_ALBUM], &["trash"])),
+            deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(strs(&outcome.done), [a]);
+    let record = app.item(&app.table, a).await.unwrap();
+    app.dynamodb
+        .delete_item()
+        .table_name(&app.table)
+        .key("id", record["id"].clone())
+        .send()
+        .await
+        .unwrap();
+    let whole = image_delete::store::dynamodb::whole_record(&record).unwrap();
+    let adopted = deleter
+        .adopt(vec![whole], &RequestId::new("stream-9"), deadline())
+        .await
+        .unwrap();
+    assert!(adopted.failed.is_empty(), "{:?}", adopted.error);
+    let entry = app.item(&trash_table, a).await.unwrap();
+    assert_eq!(entry["deleted_by"].as_s().unwrap(), "system:stream");
+    assert!(!entry.contains_key("outcome"));
 }
 
 #[tokio::test]
@@ -141,7 +204,11 @@ async fn a_restore_without_trash_on_the_album_changes_nothing() {
     delete_as_user(&deleter, &[id]).await;
     // WHEN a token with trash on the seed album only restores it
     let result = deleter
-        .restore(&ids(&[id]), &grants(&[SEED_ALBUM], &["trash"]), deadline())
+        .restore(
+            &ids(&[id]),
+            caller(&grants(&[SEED_ALBUM], &["trash"])),
+            deadline(),
+        )
         .await;
     // THEN it is denied and the image stays in the trash
     assert!(result.is_err());
@@ -160,12 +227,17 @@ async fn erased_images_leave_no_version_behind() {
     delete_as_user(&deleter, &[id]).await;
     // WHEN it is erased
     let outcome = deleter
-        .erase(&ids(&[id]), &grants(&[SEED_ALBUM], &["trash"]), deadline())
+        .erase(
+            &ids(&[id]),
+            caller(&grants(&[SEED_ALBUM], &["trash"])),
+            deadline(),
+        )
         .await
         .unwrap();
     // THEN no version of its objects and no entry is left
     assert_eq!(strs(&outcome.done), [id]);
-    assert!(app.item(&trash_table, id).await.is_none());
+    let tombstone = app.item(&trash_table, id).await.unwrap();
+    assert_eq!(tombstone["outcome"].as_s().unwrap(), "erased");
     let versions = app
         .s3
         .list_object_versions()

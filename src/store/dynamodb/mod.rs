@@ -138,11 +138,16 @@ pub fn whole_record(item: &Item) -> Option<ImageRecord> {
 pub fn record_from_stream(
     image: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<ImageRecord> {
-    let item = image
+    whole_record(&item_from_stream(image)?)
+}
+
+/// A stream image (DynamoDB JSON) as the SDK holds an item; `None` if any attribute
+/// is not DynamoDB JSON.
+pub(crate) fn item_from_stream(image: &serde_json::Map<String, serde_json::Value>) -> Option<Item> {
+    image
         .iter()
         .map(|(name, value)| Some((name.clone(), attribute_from_json(value)?)))
-        .collect::<Option<Item>>()?;
-    whole_record(&item)
+        .collect()
 }
 
 /// One attribute value in DynamoDB JSON, as the SDK holds it.
