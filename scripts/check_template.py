@@ -75,7 +75,7 @@ expect(bucket.get("VersioningConfiguration", {}).get("Fn::If", [None])[0] == "Ve
 expect(template.get("Conditions", {}).get("Versioned") == {"Fn::Or": [{"Condition": "Recoverable"}, {"Condition": "Trashing"}]},
        "Versioned means a recovery window or a trash")
 # The trash: off by default, purged by TTL, listed through its index, wired to the function.
-expect(str(parameters.get("TrashDays", {}).get("Default")) == "0", "TrashDays defaults to 0 (no trash)")
+expect(str(parameters.get("TrashDays", {}).get("Default")) == "30", "TrashDays defaults to 30 (the trash is on)")
 trash = props("TrashTable")
 expect(resources.get("TrashTable", {}).get("Condition") == "Trashing", "the trash table exists only with a trash")
 expect(trash.get("TimeToLiveSpecification") == {"AttributeName": "purge_at", "Enabled": True},
@@ -93,6 +93,64 @@ for name in ("SqsCleanupFunction", "AlbumCleanupFunction", "StreamCleanupFunctio
     expect(cleanup_env.get("TRASH_DAYS") == {"Ref": "TrashDays"}, f"{name} trashes as the HTTP function does")
 expect("NoncurrentVersionExpiration" in str(bucket.get("LifecycleConfiguration")),
        "noncurrent versions expire after the recovery window")
+
+# The audit trail: the trash table's stream into events on the images bus, archived a
+# year, retried in order, parked with an alarm; the bus is not the album bus.
+expect(trash.get("StreamSpecification", {}).get("StreamViewType") == "NEW_AND_OLD_IMAGES",
+       "the trash table streams old and new images (tombstones say who closed an entry)")
+for name in ("ImagesEventBus", "AuditArchive", "AuditFunction", "AuditRole", "AuditFailureQueue"):
+    expect(resources.get(name, {}).get("Condition") == "Trashing", f"{name} exists exactly with a trash")
+archive = props("AuditArchive")
+expect(archive.get("SourceArn") == {"Fn::GetAtt": ["ImagesEventBus", "Arn"]}, "the archive keeps the images bus")
+expect(archive.get("RetentionDays") == 365, "audit events are archived a year")
+expect(archive.get("EventPattern") == {"source": ["image-delete"]}, "the archive keeps every audit event")
+audit = props("AuditFunction")
+expect(audit.get("Environment", {}).get("Variables", {}).get("AUDIT_BUS") == {"Ref": "ImagesEventBus"},
+       "the audit function publishes to the images bus")
+audit_events = [e.get("Properties", {}) for e in audit.get("Events", {}).values() if e.get("Type") == "DynamoDB"]
+expect(len(audit_events) == 1, "one stream source for the audit function")
+if audit_events:
+    source = audit_events[0]
+    expect(source.get("Stream") == {"Fn::GetAtt": ["TrashTable", "StreamArn"]}, "the audit reads the trash table's stream")
+    expect(source.get("StartingPosition") == "TRIM_HORIZON", "the audit starts from the oldest change kept")
+    expect("ReportBatchItemFailures" in source.get("FunctionResponseTypes", []),
+           "a batch is delivered again from its first unpublished record")
+    expect(source.get("MaximumRetryAttempts") == -1, "the audit retries until the record age limit")
+    expect(0 < source.get("MaximumRecordAgeInSeconds", 0) < 86400,
+           "a failing batch is parked while the stream still keeps it")
+    expect(source.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+           == {"Fn::GetAtt": ["AuditFailureQueue", "Arn"]}, "parked audit batches go to their queue")
+audit_actions = {}
+for st in props("AuditRole").get("Policies", [{}])[0].get("PolicyDocument", {}).get("Statement", []):
+    actions = st.get("Action") if isinstance(st.get("Action"), list) else [st.get("Action")]
+    for action in actions:
+        audit_actions[action] = st.get("Resource")
+expect(audit_actions.get("events:PutEvents") == {"Fn::GetAtt": ["ImagesEventBus", "Arn"]},
+       "the audit role puts events on the images bus only")
+expect(not any(a.startswith(("s3:", "dynamodb:Put", "dynamodb:Delete", "dynamodb:BatchWrite")) for a in audit_actions),
+       "the audit role writes no image, object or entry")
+
+# Expiries: the trash stream's TTL removals reach the cleanup code, which only hides.
+expiry = props("ExpiryCleanupFunction")
+expect(resources.get("ExpiryCleanupFunction", {}).get("Condition") == "Trashing", "expiry cleanup exists exactly with a trash")
+expiry_events = [e.get("Properties", {}) for e in expiry.get("Events", {}).values() if e.get("Type") == "DynamoDB"]
+expect(len(expiry_events) == 1 and expiry_events[0].get("Stream") == {"Fn::GetAtt": ["TrashTable", "StreamArn"]},
+       "expiry cleanup reads the trash table's stream")
+if expiry_events:
+    filters = str(expiry_events[0].get("FilterCriteria"))
+    expect("REMOVE" in filters and "dynamodb.amazonaws.com" in filters, "expiry cleanup sees only TTL removals")
+expect(expiry.get("Environment", {}).get("Variables", {}).get("TRASH_TABLE") == {"Ref": "TrashTable"},
+       "expiry cleanup knows which stream is the trash's")
+expiry_actions = set()
+for st in props("ExpiryCleanupRole").get("Policies", [{}])[0].get("PolicyDocument", {}).get("Statement", []):
+    actions = st.get("Action") if isinstance(st.get("Action"), list) else [st.get("Action")]
+    expiry_actions.update(actions)
+expect(not any(a in expiry_actions for a in ("s3:DeleteObjectVersion", "dynamodb:BatchWriteItem", "dynamodb:PutItem")),
+       "expiry cleanup never deletes a version or writes a record")
+readers = [name for name, r in resources.items()
+           for e in r.get("Properties", {}).get("Events", {}).values()
+           if e.get("Type") == "DynamoDB" and e.get("Properties", {}).get("Stream") == {"Fn::GetAtt": ["TrashTable", "StreamArn"]}]
+expect(len(readers) <= 2, "at most two readers of the trash stream (DynamoDB's advice per shard)")
 
 # No role may list the bucket beyond the warm-up prefix (PRECONNECT).
 for name, resource in resources.items():

@@ -15,7 +15,7 @@ export TRASH_DAYS=${TRASH_DAYS:-30} TRASH_TABLE=${TRASH_TABLE:-$IMAGES_TABLE-tra
 export JWT_SECRET=${JWT_SECRET:-dev-secret-for-local-runs-only-0123456789abcdef}
 export RUST_LOG=${RUST_LOG:-info}
 port=${RUN_PORT:-9000}
-bin=${RUN_BIN:-delete-images}   # RUN_BIN=cleanup serves the cleanup triggers instead
+bin=${RUN_BIN:-delete-images}   # RUN_BIN=cleanup or audit serves those triggers instead
 name=${RUN_NAME:-run}   # keeps this run's emulator state apart (.run/NAME)
 
 if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ] || [ -z "${AWS_ENDPOINT_URL_S3:-}" ]; then
@@ -25,6 +25,7 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ] || [ -z "${AWS_ENDPOINT_URL_S3:-}" ];
   export AWS_ENDPOINT_URL_DYNAMODB=${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:$DYNAMODB_PORT}
   export AWS_ENDPOINT_URL_S3=${AWS_ENDPOINT_URL_S3:-http://127.0.0.1:$MOTO_PORT}
   export AWS_ENDPOINT_URL_SQS=${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:$MOTO_PORT}
+  export AWS_ENDPOINT_URL_EVENTBRIDGE=${AWS_ENDPOINT_URL_EVENTBRIDGE:-http://127.0.0.1:$MOTO_PORT}
 fi
 # Never reach real AWS from a local run: every service this run calls needs a local
 # endpoint once the emulators above are not ours.
@@ -38,6 +39,11 @@ need_endpoint() { # need_endpoint VARIABLE WHY
 if [ "$bin" = cleanup ]; then
   need_endpoint AWS_ENDPOINT_URL_SQS "the cleanup queue"
   export SEED_QUEUE=1
+fi
+if [ "$bin" = audit ]; then
+  need_endpoint AWS_ENDPOINT_URL_EVENTBRIDGE "the audit bus"
+  need_endpoint AWS_ENDPOINT_URL_SQS "the queue its events are forwarded to"
+  export AUDIT_BUS=${AUDIT_BUS:-images} SEED_BUS=1
 fi
 if [ -n "${JWT_SECRET_ARN:-}" ]; then
   need_endpoint AWS_ENDPOINT_URL_SECRETS_MANAGER "reading JWT_SECRET_ARN"
@@ -60,6 +66,16 @@ The cleanup triggers are starting on http://127.0.0.1:$port. Send them events wi
 
 Ctrl-C stops everything.
 
+MSG
+elif [ "$bin" = audit ]; then
+  cat <<MSG
+The audit trigger is starting on http://127.0.0.1:$port; its events go to the local bus
+$AUDIT_BUS, forwarded to the queue image-audit. Send it a trash stream batch, then read
+the events (PATH needs .tools/py/bin for cargo-lambda):
+  cargo lambda invoke audit -A 127.0.0.1 -P $port --data-file events/audit/trash-stream.json
+  AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS AWS_DEFAULT_REGION=$AWS_REGION AWS_ACCESS_KEY_ID=local \\
+    AWS_SECRET_ACCESS_KEY=local .tools/py/bin/python scripts/seed_demo.py show-audit
+Ctrl-C stops everything.
 MSG
 else
   token=$(python3 scripts/devtoken.py --album 00100000123BB121 --ability image_list --ability trash)

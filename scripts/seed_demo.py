@@ -5,6 +5,10 @@ With TRASH_DAYS > 0 (make run's default) it also creates the trash table
 (TRASH_TABLE, with the listing's index) and turns versioning on in the bucket, as
 template.yaml does with TrashDays.
 
+With SEED_BUS=1 (RUN_BIN=audit make run) it creates the audit bus (AUDIT_BUS) and a
+rule forwarding its events to the queue image-audit; `seed_demo.py show-audit` prints
+the events waiting there.
+
 The demo album is the seed document's album: its nine images plus three more, each
 with an original and a thumbnail object. Uses boto3 from .tools/py and the standard
 AWS_ENDPOINT_URL_* variables. Every client it makes must have an endpoint override:
@@ -36,7 +40,41 @@ def local_client(service: str, variable: str, **kwargs):
     return boto3.client(service, endpoint_url=endpoint, **kwargs)
 
 
+AUDIT_QUEUE = "image-audit"
+
+
+def create_bus(bus: str) -> None:
+    """The images bus and a rule sending every audit event to the AUDIT_QUEUE queue."""
+    events = local_client("events", "AWS_ENDPOINT_URL_EVENTBRIDGE")
+    sqs = local_client("sqs", "AWS_ENDPOINT_URL_SQS")
+    try:
+        events.create_event_bus(Name=bus)
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+    queue = sqs.create_queue(QueueName=AUDIT_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="audit-to-queue", EventBusName=bus, EventPattern='{"source": ["image-delete"]}')
+    events.put_targets(Rule="audit-to-queue", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+
+
+def show_audit() -> None:
+    """Prints (and removes) the audit events waiting on the AUDIT_QUEUE queue."""
+    sqs = local_client("sqs", "AWS_ENDPOINT_URL_SQS")
+    queue = sqs.get_queue_url(QueueName=AUDIT_QUEUE)["QueueUrl"]
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        if not messages:
+            return
+        for message in messages:
+            print(message["Body"])
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
 def main() -> None:
+    if sys.argv[1:] == ["show-audit"]:
+        show_audit()
+        return
     table = os.environ.get("IMAGES_TABLE", "images")
     bucket = os.environ.get("IMAGES_BUCKET", "images")
     dynamodb = local_client("dynamodb", "AWS_ENDPOINT_URL_DYNAMODB")
@@ -71,6 +109,9 @@ def main() -> None:
             raise
     if int(os.environ.get("TRASH_DAYS", "0") or 0) > 0:
         create_trash(dynamodb, s3, os.environ.get("TRASH_TABLE", f"{table}-trash"), bucket)
+    # The audit function's bus, with a rule forwarding its events to a queue to read.
+    if os.environ.get("SEED_BUS") == "1":
+        create_bus(os.environ.get("AUDIT_BUS", "images"))
     # Only the cleanup function hands work on through the queue.
     if os.environ.get("SEED_QUEUE") == "1":
         queue = os.environ.get("CLEANUP_QUEUE_NAME", "image-cleanup")

@@ -219,7 +219,8 @@ pub fn cleanup(config: &Config, aws: &SdkConfig) -> Result<Cleanup, InitError> {
         config.max_ids,
         config.album_page_size,
     )
-    .with_album_prefetch(config.album_prefetch))
+    .with_album_prefetch(config.album_prefetch)
+    .with_trash_table(config.trash.as_ref().map(|t| t.table.clone())))
 }
 
 /// The audit trigger, publishing to `AUDIT_BUS`.

@@ -260,6 +260,57 @@ impl Deleter {
         Ok(result)
     }
 
+    /// Hides the objects of images whose trash window ended (their entry removed by
+    /// the TTL; `expired` are the entries' records) unless the image is live again.
+    /// The bytes of a restore that stopped after unhiding them, or of an adoption whose
+    /// markers failed, would otherwise stay readable with nothing tracking them; once
+    /// hidden they are noncurrent versions the lifecycle rule purges. Objects hidden
+    /// already get one more marker, purged the same way. Returns the ids not settled
+    /// (to be retried): a record that could not be read, or an object left readable.
+    pub async fn hide_expired(
+        &self,
+        expired: Vec<ImageRecord>,
+        deadline: Deadline,
+    ) -> Partial<ImageId> {
+        if expired.is_empty() {
+            return Partial::default();
+        }
+        let ids: Vec<ImageId> = expired.iter().map(|r| r.id.clone()).collect();
+        let live = self.catalog.get(&ids, deadline).await;
+        let back: HashSet<&ImageId> = live.found.iter().map(|r| &r.id).collect();
+        let unread: HashSet<&ImageId> = live.unread.iter().collect();
+        let gone: Vec<&ImageRecord> = expired
+            .iter()
+            .filter(|r| !back.contains(&r.id) && !unread.contains(&r.id))
+            .collect();
+        let keys: Vec<ObjectKey> = gone
+            .iter()
+            .flat_map(|r| r.object_keys.iter().cloned())
+            .collect();
+        let mut result = Partial {
+            failed: live.unread.clone(),
+            error: live.error,
+            retries: live.retries,
+            ..Partial::default()
+        };
+        if !keys.is_empty() {
+            let hidden = self.objects.delete(&keys, deadline).await;
+            let kept: HashSet<&ObjectKey> = hidden.failed.iter().collect();
+            result.failed.extend(
+                gone.iter()
+                    .filter(|r| r.object_keys.iter().any(|k| kept.contains(k)))
+                    .map(|r| r.id.clone()),
+            );
+            result.error = StoreError::worst(result.error, hidden.error);
+            result.retries += hidden.retries;
+            result.item_errors += hidden.item_errors;
+        }
+        if result.failed.is_empty() {
+            result.error = None;
+        }
+        result
+    }
+
     /// One page of `album`'s trash, newest first, without entries past `purge_at`
     /// (the TTL removes them within days, not at once). Authorization is the
     /// caller's: it knows which albums the token may list.
@@ -724,6 +775,53 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(strs(&restored.missing), [A1]);
+    }
+
+    #[tokio::test]
+    async fn an_expired_entry_whose_restore_stopped_half_way_leaves_no_readable_bytes() {
+        // GIVEN A1 whose restore unhid its objects but never put its record back, and
+        // A2 whose restore put the record back but never tombstoned its entry
+        let w = world();
+        w.trash(&[A1, A2]).await;
+        w.catalog.set_faults(Box::new(|op, item| {
+            let stop = (op == Op::PutRecord && item == A1) || (op == Op::RemoveEntry && item == A2);
+            stop.then_some(Fault::Fail(StoreErrorKind::Unavailable))
+        }));
+        let outcome = w
+            .deleter
+            .restore(&ids(&[A1, A2]), caller(&trash_on("a")), deadline())
+            .await
+            .unwrap();
+        assert_eq!(strs(&outcome.failed), [A1, A2]);
+        w.catalog.set_faults(Box::new(|_, _| None));
+        assert!(w.objects.contains(&format!("a/{A1}/0")));
+        // WHEN both entries expire (the TTL removes them) and the expiry is handled
+        let expired = [A1, A2].map(|id| w.catalog.entry(&id_of(id)).unwrap().record);
+        let result = w.deleter.hide_expired(expired.to_vec(), deadline()).await;
+        // THEN A1's objects are hidden again, their bytes left to the lifecycle rule,
+        // and live A2 is untouched
+        assert!(result.failed.is_empty() && result.error.is_none());
+        for key in [format!("a/{A1}/0"), format!("a/{A1}/1")] {
+            assert!(
+                !w.objects.contains(&key) && w.objects.restorable(&key),
+                "{key}"
+            );
+        }
+        assert!(w.catalog.contains(&id_of(A2)));
+        assert!(w.objects.contains(&format!("a/{A2}/0")));
+    }
+
+    #[tokio::test]
+    async fn an_expiry_whose_record_cannot_be_read_is_retried_and_touches_nothing() {
+        let w = world();
+        w.trash(&[A1]).await;
+        let record = w.catalog.entry(&id_of(A1)).unwrap().record;
+        w.catalog.fail_get(A1);
+        let before = w.objects.versions_of(&format!("a/{A1}/0"));
+        let result = w.deleter.hide_expired(vec![record], deadline()).await;
+        assert_eq!(strs(&result.failed), [A1]);
+        assert!(result.error.is_some());
+        assert_eq!(w.objects.versions_of(&format!("a/{A1}/0")), before);
     }
 
     #[tokio::test]

@@ -439,6 +439,11 @@ impl MemoryObjectStore {
             .is_some_and(|stack| !stack.is_empty())
     }
 
+    /// How many versions (bytes and markers) of `key` are stored.
+    pub fn versions_of(&self, key: &str) -> usize {
+        self.stacks.lock().unwrap().get(key).map_or(0, Vec::len)
+    }
+
     /// Whether `key` holds bytes that removing the markers above them would show.
     pub fn restorable(&self, key: &str) -> bool {
         self.stacks

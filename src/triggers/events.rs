@@ -38,6 +38,9 @@ pub struct StreamRecord {
     /// "dynamodb.amazonaws.com"}`).
     #[serde(rename = "userIdentity", default)]
     pub user_identity: Option<UserIdentity>,
+    /// `arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>`.
+    #[serde(rename = "eventSourceARN", default)]
+    pub event_source_arn: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +52,12 @@ pub struct UserIdentity {
 }
 
 impl StreamRecord {
+    /// The name of the table whose stream this record comes from.
+    pub fn table(&self) -> Option<&str> {
+        let (_, rest) = self.event_source_arn.split_once(":table/")?;
+        rest.split_once("/stream/").map(|(table, _)| table)
+    }
+
     /// Whether DynamoDB's TTL made this change.
     pub fn by_ttl(&self) -> bool {
         self.user_identity

@@ -9,6 +9,8 @@ pub mod audit;
 pub mod events;
 
 use std::sync::Arc;
+
+use foldhash::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -21,7 +23,9 @@ use crate::domain::{
 use crate::metrics::Metrics;
 use crate::ports::HandOff;
 use crate::retry::{Deadline, for_each_bounded};
-use events::{BatchResponse, BridgeEvent, CleanupEvent, SqsEvent, SqsMessage, StreamEvent};
+use events::{
+    BatchResponse, BridgeEvent, CleanupEvent, SqsEvent, SqsMessage, StreamEvent, StreamRecord,
+};
 
 /// Time kept for one more page of an album: below it, the rest is handed on.
 pub const HANDOFF_MARGIN: Duration = Duration::from_secs(5);
@@ -64,6 +68,8 @@ pub struct Cleanup {
     page_size: usize,
     prefetch: bool,
     margin: Duration,
+    /// The trash table: its stream's TTL removals are expiries (`expiries`).
+    trash_table: Option<String>,
 }
 
 impl Cleanup {
@@ -80,7 +86,14 @@ impl Cleanup {
             page_size,
             prefetch: true,
             margin: HANDOFF_MARGIN,
+            trash_table: None,
         }
+    }
+
+    /// Names the trash table, whose stream's batches are expiries.
+    pub fn with_trash_table(mut self, table: Option<String>) -> Self {
+        self.trash_table = table;
+        self
     }
 
     /// Whether album pages are read ahead (`Config::album_prefetch`).
@@ -318,6 +331,10 @@ impl Cleanup {
         deadline: Deadline,
         metrics: &mut Metrics,
     ) -> BatchResponse {
+        let first_table = event.records.first().and_then(StreamRecord::table);
+        if first_table.is_some() && first_table == self.trash_table.as_deref() {
+            return self.expiries(event, deadline, metrics).await;
+        }
         let mut response = BatchResponse::default();
         for record in event.records {
             if record.event_name != "REMOVE" {
@@ -373,6 +390,61 @@ impl Cleanup {
                 response.fail(record.dynamodb.sequence_number);
                 break;
             }
+        }
+        response
+    }
+}
+
+impl Cleanup {
+    /// A batch of the trash table's stream: for each entry the TTL removed, its
+    /// objects hidden unless the image is live (`Deleter::hide_expired`). Anything
+    /// else in the batch (tombstones, our own writes) is no concern of this trigger.
+    async fn expiries(
+        &self,
+        event: StreamEvent,
+        deadline: Deadline,
+        metrics: &mut Metrics,
+    ) -> BatchResponse {
+        let mut expired = Vec::new();
+        let mut positions = HashMap::default();
+        let mut unreadable = None;
+        for (position, record) in event.records.iter().enumerate() {
+            if record.event_name != "REMOVE" || !record.by_ttl() {
+                continue;
+            }
+            let Some(old) = record.dynamodb.old_image.as_ref() else {
+                continue;
+            };
+            match crate::store::dynamodb::trash::removed_entry(old) {
+                Ok(Some(removed)) => {
+                    positions.entry(removed.id.clone()).or_insert(position);
+                    expired.push(removed);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(event_id = %record.event_id, error = %err, "an expired trash entry not understood");
+                    unreadable = Some(position);
+                    break;
+                }
+            }
+        }
+        let result = self.deleter.hide_expired(expired, deadline).await;
+        metrics.unprocessed_retries += result.retries;
+        metrics.s3_key_errors += result.item_errors;
+        if let Some(err) = &result.error {
+            tracing::error!(
+                failed = result.failed.len(),
+                error = %err.chain(),
+                "objects of expired trash entries may still be readable; retried"
+            );
+        }
+        let failed = result
+            .failed
+            .iter()
+            .filter_map(|id| positions.get(id).copied());
+        let mut response = BatchResponse::default();
+        if let Some(position) = failed.chain(unreadable).min() {
+            response.fail(event.records[position].dynamodb.sequence_number.clone());
         }
         response
     }

@@ -451,3 +451,95 @@ async fn without_a_trash_the_routes_do_not_exist() {
         assert_eq!(response.status(), 404, "{name}");
     }
 }
+
+/// A stream record of the trash table: `item` removed by DynamoDB's TTL.
+fn ttl_removal(
+    app: &TestApp,
+    seq: usize,
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> serde_json::Value {
+    let mut record = crate::audit::stream_record(seq, Some(crate::audit::stream_image(item)), None);
+    record["userIdentity"] =
+        serde_json::json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    record["eventSourceARN"] = format!(
+        "arn:aws:dynamodb:us-east-1:123456789012:table/{}/stream/2026-12-06T00:00:00.000",
+        app.trash_table()
+    )
+    .into();
+    record
+}
+
+/// Removes every delete marker of `key`, as a restore does first.
+async fn unhide(app: &TestApp, key: &str) {
+    let versions = app
+        .s3
+        .list_object_versions()
+        .bucket(&app.bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    for marker in versions.delete_markers() {
+        app.s3
+            .delete_object()
+            .bucket(&app.bucket)
+            .key(key)
+            .version_id(marker.version_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(app.object_exists(key).await, "{key}");
+}
+
+#[tokio::test]
+async fn an_expired_entry_leaves_no_readable_bytes_behind_and_a_live_image_alone() {
+    // GIVEN a trashed whose restore unhid its objects and stopped there (its markers
+    // removed, no record), and b restored whose entry was left (record back)
+    let (a, b) = (SEED_IDS[6], SEED_IDS[7]);
+    let app = trashed_app(&[a, b]).await;
+    let trash = app.trash_table();
+    let keys_a = crate::helpers::image_keys(SEED_ALBUM, a);
+    let keys_b = crate::helpers::image_keys(SEED_ALBUM, b);
+    for key in keys_a.iter().chain(&keys_b) {
+        unhide(&app, key).await;
+    }
+    let entry_b = app.item(&trash, b).await.unwrap();
+    let record_b = entry_b["record"].as_m().unwrap().clone();
+    let mut put = app.dynamodb.put_item().table_name(&app.table);
+    for (name, value) in record_b {
+        put = put.item(name, value);
+    }
+    put.send().await.unwrap();
+    let bytes_b = app.object_bytes(&keys_b[0]).await;
+    // WHEN both entries expire: the TTL removes them and their stream records reach
+    // the cleanup function
+    let entry_a = app.item(&trash, a).await.unwrap();
+    let event = serde_json::json!({"Records": [
+        ttl_removal(&app, 1, &entry_a),
+        ttl_removal(&app, 2, &entry_b),
+    ]});
+    let answer = app
+        .cleanup()
+        .handle(event, Deadline::after(std::time::Duration::from_secs(10)))
+        .await
+        .unwrap();
+    // THEN a's objects answer 404 again, their bytes kept for the lifecycle rule, and
+    // live b is untouched
+    assert_eq!(answer["batchItemFailures"], serde_json::json!([]));
+    for key in &keys_a {
+        assert_eq!(app.object_bytes(key).await, None, "{key}");
+        let versions = app
+            .s3
+            .list_object_versions()
+            .bucket(&app.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(versions.versions().len(), 1, "{key}: the bytes, noncurrent");
+    }
+    assert!(app.record_exists(b).await);
+    assert_eq!(app.object_bytes(&keys_b[0]).await, bytes_b);
+    assert!(bytes_b.is_some());
+}

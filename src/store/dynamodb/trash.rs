@@ -21,7 +21,7 @@ use crate::domain::audit::{Action, Change};
 use crate::domain::trash::{
     Actor, Closing, ListedAt, RequestId, Tombstone, TrashEntry, Trashed, Trigger, UnixTime,
 };
-use crate::domain::{AlbumId, ImageId};
+use crate::domain::{AlbumId, ImageId, ImageRecord};
 use crate::ports::{Lookup, Partial, StoreError, Trash, TrashPage};
 use crate::retry::{Deadline, for_each_bounded};
 use crate::store::{classify, in_chunks, send_before};
@@ -338,6 +338,18 @@ pub fn audit_change(change: StreamedChange<'_>) -> Result<Option<Change>, Unknow
         }
         (Some(Shown::Tombstone(..)) | None, None) => None,
     })
+}
+
+/// The record an entry removed from the trash table held (a stream's old image);
+/// `None` for a tombstone.
+pub fn removed_entry(
+    old: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<ImageRecord>, UnknownShape> {
+    let item = super::item_from_stream(old).ok_or(UnknownShape)?;
+    match parse_entry(&item) {
+        Ok(entry) => Ok(entry.map(|e| e.record)),
+        Err(_) => Err(UnknownShape),
+    }
 }
 
 #[async_trait]
