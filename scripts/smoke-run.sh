@@ -3,14 +3,16 @@
 #  1. the HTTP function: the curl it prints deletes the two demo images, every
 #     fixture in events/ goes through `cargo lambda invoke`, and the function conforms
 #     to openapi.yaml (scripts/api-conformance.sh, with a negative control);
-#  2. the cleanup triggers (RUN_BIN=cleanup): every fixture in events/cleanup/.
+#  2. the cleanup triggers (RUN_BIN=cleanup): every fixture in events/cleanup/;
+#  3. the audit trigger (RUN_BIN=audit): events/audit/ onto the local bus, read back
+#     with the command it prints.
 # Stops everything it started.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export PATH="$root/.tools/py/bin:$PATH"   # cargo-lambda
 export RUN_PORT=${SMOKE_PORT:-19000} RUN_NAME=smoke DYNAMODB_PORT=28000 MOTO_PORT=25000
-unset AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_SQS CLEANUP_QUEUE_URL
+unset AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_EVENTBRIDGE CLEANUP_QUEUE_URL
 out=$(mktemp)
 pid=
 
@@ -144,3 +146,13 @@ echo "smoke: events/cleanup/album-deleted.json -> done"
 failed=$(invoke cleanup events/cleanup/stream-remove.json | json 'json.load(sys.stdin)["batchItemFailures"]')
 [ "$failed" = "[]" ] || { echo "smoke: stream-remove.json failed $failed" >&2; exit 1; }
 echo "smoke: events/cleanup/stream-remove.json -> no failures"
+stop
+
+start audit
+failed=$(invoke audit events/audit/trash-stream.json | json 'json.load(sys.stdin)["batchItemFailures"]')
+[ "$failed" = "[]" ] || { echo "smoke: trash-stream.json failed $failed" >&2; exit 1; }
+show=$(sed -n '/^  AWS_ENDPOINT_URL_SQS=.*\\$/,/show-audit$/p' "$out" | sed 's/\\$//' | tr -d '\n')
+kinds=$(eval "$show" | json 'sorted(json.loads(l)["detail-type"] for l in sys.stdin)')
+[ "$kinds" = "['ImagesDeleted', 'ImagesErased', 'ImagesRestored']" ] \
+  || { echo "smoke: the audit bus carried $kinds" >&2; exit 1; }
+echo "smoke: events/audit/trash-stream.json -> $kinds on the local bus, read with the printed command"
