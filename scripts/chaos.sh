@@ -16,7 +16,7 @@ export CHAOS_REQUESTS=${CHAOS_REQUESTS:-400} CHAOS_TRASH_PLANS=${CHAOS_TRASH_PLA
 out=$(mktemp)
 status=0
 scripts/cargo-tests.sh --no-capture --locked --test api random_faults_lose_nothing >"$out" 2>&1 || status=$?
-grep -E '^(chaos|  violation|  stuck)' "$out" || true
+grep -E '^(chaos|  violation|  stuck|  replays)' "$out" || true
 # A failure shows its cause, even when some run printed its line first.
 [ "$status" = 0 ] || grep -E -A 3 'panicked|FAIL' "$out" | head -n 40
 rm -f "$out"

@@ -416,9 +416,14 @@ impl Cleanup {
                 continue;
             };
             match crate::store::dynamodb::trash::removed_entry(old) {
+                // Each id once: BatchGetItem refuses a repeated key.
                 Ok(Some(removed)) => {
-                    positions.entry(removed.id.clone()).or_insert(position);
-                    expired.push(removed);
+                    if let std::collections::hash_map::Entry::Vacant(slot) =
+                        positions.entry(removed.id.clone())
+                    {
+                        slot.insert(position);
+                        expired.push(removed);
+                    }
                 }
                 Ok(None) => {}
                 Err(err) => {
