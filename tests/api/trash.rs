@@ -62,6 +62,22 @@ fn strs(ids: &[ImageId]) -> Vec<&str> {
     ids.iter().map(ImageId::as_str).collect()
 }
 
+/// Deletes `id`'s record straight from the table, as someone else would; its item.
+async fn remove_behind_our_back(
+    app: &TestApp,
+    id: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    let item = app.item(&app.table, id).await.unwrap();
+    app.dynamodb
+        .delete_item()
+        .table_name(&app.table)
+        .key("id", item["id"].clone())
+        .send()
+        .await
+        .unwrap();
+    item
+}
+
 async fn delete_as_user(deleter: &Deleter, raw: &[&str]) -> Vec<String> {
     let abilities = grants(&[SEED_ALBUM, OTHER_ALBUM], &["image_delete"]);
     let required = vec!["image_delete".to_owned()];
@@ -175,14 +191,7 @@ async fn deleted_images_go_to_the_trash_and_come_back_byte_for_byte() {
         .await
         .unwrap();
     assert_eq!(strs(&outcome.done), [a]);
-    let record = app.item(&app.table, a).await.unwrap();
-    app.dynamodb
-        .delete_item()
-        .table_name(&app.table)
-        .key("id", record["id"].clone())
-        .send()
-        .await
-        .unwrap();
+    let record = remove_behind_our_back(&app, a).await;
     let whole = image_delete::store::dynamodb::whole_record(&record).unwrap();
     let adopted = deleter
         .adopt(vec![whole], &RequestId::new("stream-9"), deadline())
@@ -256,14 +265,7 @@ async fn a_record_removed_behind_our_back_is_adopted_into_the_trash() {
     let (deleter, trash_table) = trashing(&app).await;
     let id = SEED_IDS[4];
     app.seed_image(id, SEED_ALBUM).await;
-    let item = app.item(&app.table, id).await.unwrap();
-    app.dynamodb
-        .delete_item()
-        .table_name(&app.table)
-        .key("id", item["id"].clone())
-        .send()
-        .await
-        .unwrap();
+    let item = remove_behind_our_back(&app, id).await;
     // WHEN the stream hands its old image to the adoption
     let record = image_delete::store::dynamodb::whole_record(&item).unwrap();
     let adopted = deleter
