@@ -58,7 +58,9 @@ case "$action" in
     node "$root/.tools/node/node_modules/dynalite/cli.js" --host 127.0.0.1 --port "$dynamodb_port" \
       --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 >"$state/dynalite.log" 2>&1 &
     echo $! >"$state/dynalite.pid"
-    "$root/.tools/py/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$state/moto.log" 2>&1 &
+    # moto_server, minus the instance tracking that grows without bound (the file says why)
+    "$root/.tools/py/bin/python" "$root/scripts/moto_server.py" -H 127.0.0.1 -p "$moto_port" \
+      >"$state/moto.log" 2>&1 &
     echo $! >"$state/moto.pid"
     wait_for "$dynamodb_port" dynalite "$state/dynalite.log"
     wait_for "$moto_port" moto "$state/moto.log"

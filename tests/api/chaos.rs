@@ -849,31 +849,48 @@ async fn trash_run(seed: u64, requests: usize, rate: f64) -> Summary {
     proxy.set(json!({"rate": 0.0}));
     summary.faults = proxy.counts();
     // Faults off, each plan's delete then restore again, until every allowed image
-    // is live (at most three rounds): a replay is itself an ordinary request, and on
-    // a slow emulator one may run out of its 28 s budget half way (each round must
-    // leave the plan where the next finishes it; make chaos once saw a restore
-    // answer 503 there after its markers were gone).
+    // is live (at most three rounds). A replay is itself an ordinary request, checked
+    // like the faulted ones; on a slow emulator one may run out of its 28 s budget
+    // half way and answer 503 (make chaos once saw a restore do so after its markers
+    // were gone): only such an interrupted round may leave the plan to the next one.
+    // A round whose delete and restore both answered 200 must leave it whole.
     let mut replays: HashMap<String, Vec<u16>> = HashMap::new();
     let mut pending: Vec<&Planned> = plan.iter().filter(|p| p.forbidden.is_empty()).collect();
     summary.replayed = pending.len();
     let mut again = 0;
+    let unchanged = HashMap::new();
     for round in 0..3 {
         if round > 0 {
             again += pending.len();
         }
-        for planned in &pending {
+        let mut answered_ok = HashSet::new();
+        for (n, planned) in pending.iter().enumerate() {
+            let mut ok = true;
             for restore in [false, true] {
-                let status = send_trash_request(&api, &token, planned, restore).await.0;
+                let (status, reported) = send_trash_request(&api, &token, planned, restore).await;
                 for image in &planned.allowed {
                     replays.entry(image.id.clone()).or_default().push(status);
                 }
+                let (violations, _) =
+                    check_trash(&app, &check, planned, &reported, restore, &unchanged).await;
+                summary.violations.extend(violations);
+                ok &= status == 200;
+            }
+            if ok {
+                answered_ok.insert(n);
             }
         }
         let mut left = Vec::new();
-        for planned in pending {
+        for (n, planned) in pending.into_iter().enumerate() {
             let images: Vec<&Image> = planned.allowed.iter().collect();
             let states = trash_states(&app, &check, &images).await;
             if states.iter().any(|s| !(s.record && !s.entry && s.readable)) {
+                if answered_ok.contains(&n) {
+                    summary.violations.push(format!(
+                        "{}: a fault-free delete and restore answered 200, not whole after them",
+                        planned.allowed[0].id
+                    ));
+                }
                 left.push(planned);
             }
         }
