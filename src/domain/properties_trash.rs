@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::claims::Abilities;
 use super::claims::Claims;
 use super::deletion::{Authority, Deleter};
 use super::ids::{AlbumId, ImageId, ImageIds, ObjectKey};
@@ -29,16 +28,6 @@ use crate::retry::Deadline;
 use crate::store::memory::{Fault, MemoryCatalog, MemoryObjectStore, Op};
 
 /// A restore or erasure by user "u", request "req".
-fn caller(abilities: &Abilities) -> Caller<'_> {
-    static REQUEST: std::sync::LazyLock<RequestId> =
-        std::sync::LazyLock::new(|| RequestId::new("req"));
-    Caller {
-        abilities,
-        user_id: "u",
-        request_id: &REQUEST,
-    }
-}
-
 const ALLOWED: &str = "allowed";
 const FORBIDDEN: &str = "other";
 const NOW: i64 = 1_800_000_000;
@@ -270,17 +259,19 @@ fn delete(w: &World, system: bool) -> Option<super::DeleteOutcome> {
 }
 
 fn restore(w: &World) -> Result<TrashOutcome, TrashError> {
-    block_on(
-        w.deleter
-            .restore(&w.requested(), caller(&token().abilities), deadline()),
-    )
+    block_on(w.deleter.restore(
+        &w.requested(),
+        Caller::for_tests(&token().abilities),
+        deadline(),
+    ))
 }
 
 fn erase(w: &World) -> Result<TrashOutcome, TrashError> {
-    block_on(
-        w.deleter
-            .erase(&w.requested(), caller(&token().abilities), deadline()),
-    )
+    block_on(w.deleter.erase(
+        &w.requested(),
+        Caller::for_tests(&token().abilities),
+        deadline(),
+    ))
 }
 
 /// Unrequested images unchanged; requested ones tracked once the stream is read.

@@ -38,6 +38,20 @@ pub struct Caller<'a> {
     pub request_id: &'a RequestId,
 }
 
+#[cfg(test)]
+impl<'a> Caller<'a> {
+    /// The caller of the unit and property tests: user `u`, request `req`.
+    pub(crate) fn for_tests(abilities: &'a Abilities) -> Self {
+        static REQUEST: std::sync::LazyLock<RequestId> =
+            std::sync::LazyLock::new(|| RequestId::new("req"));
+        Caller {
+            abilities,
+            user_id: "u",
+            request_id: &REQUEST,
+        }
+    }
+}
+
 /// What became of each id asked for. Every id is in exactly one list.
 #[derive(Debug, Default)]
 pub struct TrashOutcome {
@@ -527,16 +541,6 @@ mod tests {
     use std::time::Duration;
 
     /// A restore or erasure by user "u", request "req".
-    fn caller(abilities: &Abilities) -> Caller<'_> {
-        static REQUEST: std::sync::LazyLock<RequestId> =
-            std::sync::LazyLock::new(|| RequestId::new("req"));
-        Caller {
-            abilities,
-            user_id: "u",
-            request_id: &REQUEST,
-        }
-    }
-
     const A1: &str = "7dca41d5-d76a-4ebb-9e00-dd13c13fc238";
     const A2: &str = "dcd964c3-f54e-413c-ab2e-41c8608f5d16";
     const B1: &str = "8c35c2bf-318b-4657-a06c-68c8a012f757";
@@ -654,7 +658,11 @@ mod tests {
         // WHEN a token with trash on album "a" restores them and an unknown id
         let outcome = w
             .deleter
-            .restore(&ids(&[A2, NONE, A1]), caller(&trash_on("a")), deadline())
+            .restore(
+                &ids(&[A2, NONE, A1]),
+                Caller::for_tests(&trash_on("a")),
+                deadline(),
+            )
             .await
             .unwrap();
         // THEN both are images again exactly as they were; the unknown id is missing
@@ -674,7 +682,7 @@ mod tests {
         // AND restoring again finds nothing in the trash
         let again = w
             .deleter
-            .restore(&ids(&[A1]), caller(&trash_on("a")), deadline())
+            .restore(&ids(&[A1]), Caller::for_tests(&trash_on("a")), deadline())
             .await
             .unwrap();
         assert_eq!(strs(&again.missing), [A1]);
@@ -696,7 +704,7 @@ mod tests {
             // WHEN a token lacking trash on album "b" restores both
             let result = w
                 .deleter
-                .restore(&ids(&[A1, B1]), caller(&grants), deadline())
+                .restore(&ids(&[A1, B1]), Caller::for_tests(&grants), deadline())
                 .await;
             // THEN it is denied for B1 and both stay in the trash
             let Err(TrashError::Denied(denied)) = result else {
@@ -739,7 +747,7 @@ mod tests {
         // WHEN it is restored
         let outcome = w
             .deleter
-            .restore(&ids(&[A1]), caller(&trash_on("a")), deadline())
+            .restore(&ids(&[A1]), Caller::for_tests(&trash_on("a")), deadline())
             .await
             .unwrap();
         // THEN both objects read again
@@ -756,7 +764,7 @@ mod tests {
         // WHEN A1 is erased
         let outcome = w
             .deleter
-            .erase(&ids(&[A1]), caller(&trash_on("a")), deadline())
+            .erase(&ids(&[A1]), Caller::for_tests(&trash_on("a")), deadline())
             .await
             .unwrap();
         // THEN nothing of it is left; A2 is still restorable
@@ -771,7 +779,7 @@ mod tests {
         // AND restoring it finds nothing
         let restored = w
             .deleter
-            .restore(&ids(&[A1]), caller(&trash_on("a")), deadline())
+            .restore(&ids(&[A1]), Caller::for_tests(&trash_on("a")), deadline())
             .await
             .unwrap();
         assert_eq!(strs(&restored.missing), [A1]);
@@ -789,7 +797,11 @@ mod tests {
         }));
         let outcome = w
             .deleter
-            .restore(&ids(&[A1, A2]), caller(&trash_on("a")), deadline())
+            .restore(
+                &ids(&[A1, A2]),
+                Caller::for_tests(&trash_on("a")),
+                deadline(),
+            )
             .await
             .unwrap();
         assert_eq!(strs(&outcome.failed), [A1, A2]);
@@ -834,7 +846,7 @@ mod tests {
         // WHEN it is erased
         let outcome = w
             .deleter
-            .erase(&ids(&[A1]), caller(&trash_on("a")), deadline())
+            .erase(&ids(&[A1]), Caller::for_tests(&trash_on("a")), deadline())
             .await
             .unwrap();
         // THEN it is not in the trash as far as erasure goes: no version touched
@@ -850,7 +862,7 @@ mod tests {
         let later = w.deleter.clone().with_clock(|| UnixTime(NOW + 31 * 86_400));
         // WHEN it is restored or listed
         let outcome = later
-            .restore(&ids(&[A1]), caller(&trash_on("a")), deadline())
+            .restore(&ids(&[A1]), Caller::for_tests(&trash_on("a")), deadline())
             .await
             .unwrap();
         let album = AlbumId::parse("a").unwrap();
@@ -895,7 +907,7 @@ mod tests {
         let catalog = Arc::new(MemoryCatalog::default());
         let deleter = Deleter::new(catalog, Arc::new(MemoryObjectStore::default()));
         let result = deleter
-            .restore(&ids(&[A1]), caller(&trash_on("a")), deadline())
+            .restore(&ids(&[A1]), Caller::for_tests(&trash_on("a")), deadline())
             .await;
         assert!(matches!(result, Err(TrashError::Off)));
     }

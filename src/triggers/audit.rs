@@ -94,11 +94,7 @@ impl Audit {
             unpublished = published.failed.len(),
             "audit batch"
         );
-        let mut response = BatchResponse::default();
-        if let Some(position) = retry_from {
-            response.fail(records[position].dynamodb.sequence_number.clone());
-        }
-        response
+        event.retry_from(retry_from)
     }
 }
 

@@ -27,6 +27,19 @@ pub struct StreamEvent {
     pub records: Vec<StreamRecord>,
 }
 
+impl StreamEvent {
+    /// The answer that has Lambda deliver the batch again from the record at
+    /// `position` (a stream is retried in order from its first failed record), or
+    /// none failed.
+    pub fn retry_from(&self, position: Option<usize>) -> BatchResponse {
+        let mut response = BatchResponse::default();
+        if let Some(record) = position.and_then(|p| self.records.get(p)) {
+            response.fail(record.dynamodb.sequence_number.clone());
+        }
+        response
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct StreamRecord {
     #[serde(rename = "eventID", default)]

@@ -447,11 +447,7 @@ impl Cleanup {
             .failed
             .iter()
             .filter_map(|id| positions.get(id).copied());
-        let mut response = BatchResponse::default();
-        if let Some(position) = failed.chain(unreadable).min() {
-            response.fail(event.records[position].dynamodb.sequence_number.clone());
-        }
-        response
+        event.retry_from(failed.chain(unreadable).min())
     }
 }
 
