@@ -2,7 +2,7 @@
 //! concurrently, reading its per-key errors and retrying the transient ones; and, for
 //! the trash (a versioned bucket), each key's versions listed and deleted by id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -41,82 +41,123 @@ impl S3ObjectStore {
         }
     }
 
-    async fn delete_chunk(&self, keys: Vec<ObjectKey>, deadline: Deadline) -> Partial<ObjectKey> {
-        const OP: &str = "S3 DeleteObjects";
-        let mut pending = keys;
+    /// One `DeleteObjects` of up to `MAX_DELETE_BATCH` entries, quiet, sent again
+    /// for the entries whose per-key error is transient until the deadline; an entry
+    /// S3 refuses otherwise fails alone, an error naming no key fails the chunk.
+    async fn delete_chunk<T: Deletion>(
+        &self,
+        op: &'static str,
+        entries: Vec<T>,
+        deadline: Deadline,
+    ) -> Partial<T> {
+        let mut pending = entries;
         let mut backoff = Backoff::default();
         let mut result = Partial::default();
         loop {
             let sent = async {
-                let delete = quiet_delete(pending.iter().map(|k| (k.as_str(), None)))
-                    .map_err(|err| StoreError::new(StoreErrorKind::Failed, OP).with_source(err))?;
+                let delete = quiet_delete(pending.iter().map(|e| (e.key(), e.version())))
+                    .map_err(|err| StoreError::new(StoreErrorKind::Failed, op).with_source(err))?;
                 let call = self
                     .client
                     .delete_objects()
                     .bucket(&self.bucket)
                     .delete(delete)
                     .send();
-                send_before(deadline, OP, call).await
+                send_before(deadline, op, call).await
             };
             let output = match sent.await {
                 Ok(output) => output,
                 Err(err) => {
-                    result.failed.extend(pending.iter().cloned());
+                    result.failed.extend(pending);
                     result.error = StoreError::worst(result.error, Some(err));
                     return result;
                 }
             };
-            // Keys the answer says failed; without a key, an error covers the whole chunk.
-            let mut errors: HashMap<&str, &str> = HashMap::new();
-            let mut unattributed = None;
+            // The errors by key, each with the version it names, if any.
+            let mut errors: HashMap<&str, Vec<(Option<&str>, &str)>> = HashMap::new();
             for error in output.errors() {
                 let code = error.code().unwrap_or("Unknown");
-                match error.key() {
-                    Some(key) => {
-                        errors.insert(key, code);
-                    }
-                    None => unattributed = Some(code),
-                }
-            }
-            if let Some(code) = unattributed {
-                result.failed.extend(pending.iter().cloned());
-                result.error = StoreError::worst(result.error, Some(per_key_error(OP, code)));
-                return result;
+                let Some(key) = error.key() else {
+                    result.failed.extend(pending);
+                    result.error = StoreError::worst(result.error, Some(per_key_error(op, code)));
+                    return result;
+                };
+                errors
+                    .entry(key)
+                    .or_default()
+                    .push((error.version_id(), code));
             }
             if errors.is_empty() {
                 return result;
             }
             let mut retry = Vec::new();
             let mut worst = None;
-            let failed_keys: HashSet<&str> = errors.keys().copied().collect();
-            for key in pending.iter().filter(|k| failed_keys.contains(k.as_str())) {
-                let code = errors[key.as_str()];
-                if TRANSIENT_CODES.contains(&code) {
-                    retry.push(key.clone());
-                } else {
-                    result.failed.push(key.clone());
-                    worst = StoreError::worst(worst, Some(per_key_error(OP, code)));
+            let mut last_code = "Unknown";
+            for entry in pending {
+                let code = errors.get(entry.key()).and_then(|named| {
+                    named.iter().find_map(|&(version, code)| {
+                        let same = version.is_none()
+                            || entry.version().is_none()
+                            || version == entry.version();
+                        same.then_some(code)
+                    })
+                });
+                match code {
+                    None => {}
+                    Some(code) if TRANSIENT_CODES.contains(&code) => {
+                        last_code = code;
+                        retry.push(entry);
+                    }
+                    Some(code) => {
+                        result.failed.push(entry);
+                        worst = StoreError::worst(worst, Some(per_key_error(op, code)));
+                    }
                 }
             }
+            let refused = output.errors().len();
             tracing::warn!(
-                failed = errors.len(),
+                failed = refused,
                 retrying = retry.len(),
                 "S3 per-key delete errors"
             );
-            result.item_errors += errors.len() as u64;
+            result.item_errors += refused as u64;
             result.error = StoreError::worst(result.error, worst);
             if retry.is_empty() {
                 return result;
             }
             if !backoff.wait(deadline).await {
-                let code = errors[retry[0].as_str()];
                 result.failed.extend(retry);
-                result.error = StoreError::worst(result.error, Some(per_key_error(OP, code)));
+                result.error = StoreError::worst(result.error, Some(per_key_error(op, last_code)));
                 return result;
             }
             pending = retry;
             result.retries += 1;
         }
+    }
+}
+
+/// One entry of a `DeleteObjects`: a key (in a versioned bucket, hidden behind a
+/// delete marker) or one version of a key (gone for good).
+trait Deletion: Clone + Send + Sync {
+    fn key(&self) -> &str;
+    fn version(&self) -> Option<&str>;
+}
+
+impl Deletion for ObjectKey {
+    fn key(&self) -> &str {
+        self.as_str()
+    }
+    fn version(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Deletion for ObjectVersion {
+    fn key(&self) -> &str {
+        self.key.as_str()
+    }
+    fn version(&self) -> Option<&str> {
+        Some(self.version.as_str())
     }
 }
 
@@ -191,55 +232,6 @@ impl S3ObjectStore {
             }
         }
     }
-
-    /// Deletes one chunk of versions by id; a version that S3 refuses fails its key.
-    async fn delete_version_chunk(
-        &self,
-        versions: Vec<ObjectVersion>,
-        deadline: Deadline,
-    ) -> Partial<ObjectVersion> {
-        const OP: &str = "S3 DeleteObjects (versions)";
-        let delete = quiet_delete(
-            versions
-                .iter()
-                .map(|v| (v.key.as_str(), Some(v.version.as_str()))),
-        );
-        let sent = async {
-            let delete = delete
-                .map_err(|err| StoreError::new(StoreErrorKind::Failed, OP).with_source(err))?;
-            let call = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send();
-            send_before(deadline, OP, call).await
-        };
-        let output = match sent.await {
-            Ok(output) => output,
-            Err(err) => {
-                return Partial {
-                    failed: versions,
-                    error: Some(err),
-                    ..Partial::default()
-                };
-            }
-        };
-        let mut result = Partial::default();
-        for error in output.errors() {
-            let code = error.code().unwrap_or("Unknown");
-            result.item_errors += 1;
-            result.error = StoreError::worst(result.error, Some(per_key_error(OP, code)));
-            // Without a key, the error covers the whole chunk.
-            let failed = versions.iter().filter(|v| {
-                error.key().is_none()
-                    || (error.key() == Some(v.key.as_str())
-                        && error.version_id().is_none_or(|id| id == v.version.as_str()))
-            });
-            result.failed.extend(failed.cloned());
-        }
-        result
-    }
 }
 
 #[async_trait]
@@ -263,7 +255,7 @@ impl ObjectVersions for S3ObjectStore {
         deadline: Deadline,
     ) -> Partial<ObjectVersion> {
         in_chunks(versions, MAX_DELETE_BATCH, self.concurrency, |chunk| {
-            self.delete_version_chunk(chunk, deadline)
+            self.delete_chunk("S3 DeleteObjects (versions)", chunk, deadline)
         })
         .await
         .into_iter()
@@ -323,7 +315,7 @@ impl ObjectStore for S3ObjectStore {
 
     async fn delete(&self, keys: &[ObjectKey], deadline: Deadline) -> Partial<ObjectKey> {
         in_chunks(keys, MAX_DELETE_BATCH, self.concurrency, |chunk| {
-            self.delete_chunk(chunk, deadline)
+            self.delete_chunk("S3 DeleteObjects", chunk, deadline)
         })
         .await
         .into_iter()
@@ -354,8 +346,24 @@ mod tests {
         Deadline::after(Duration::from_secs(10))
     }
 
+    /// Versions named `key@version`, as the fake S3 below shows them.
+    fn versions(named: &[&str]) -> Vec<ObjectVersion> {
+        named
+            .iter()
+            .map(|n| {
+                let (key, version) = n.split_once('@').unwrap();
+                ObjectVersion {
+                    key: ObjectKey::parse(key).unwrap(),
+                    version: VersionId::parse(version).unwrap(),
+                    marker: true,
+                }
+            })
+            .collect()
+    }
+
     /// A client whose S3 answers each `DeleteObjects` with the per-key errors
-    /// `errors(keys on the wire)` gives, as (key, code); it logs the keys of each call.
+    /// `errors(entries on the wire)` gives, as (entry, code); it logs the entries of
+    /// each call. An entry is its key, `key@version` when it names a version.
     fn s3_erring(
         errors: impl Fn(&[String]) -> Vec<(String, &'static str)> + Send + Sync + 'static,
     ) -> (Client, Arc<Mutex<Vec<Vec<String>>>>) {
@@ -364,15 +372,31 @@ mod tests {
         let http = infallible_client_fn(move |request: http::Request<SdkBody>| {
             let body = std::str::from_utf8(request.body().bytes().unwrap()).unwrap();
             assert!(body.ends_with("<Quiet>true</Quiet></Delete>"), "{body}");
+            let between = |text: &str, tag: &str| {
+                let rest = text.split_once(&format!("<{tag}>"))?.1;
+                Some(rest.split_once(&format!("</{tag}>"))?.0.to_owned())
+            };
             let sent: Vec<String> = body
-                .split("<Key>")
+                .split("<Object>")
                 .skip(1)
-                .map(|rest| rest.split_once("</Key>").unwrap().0.to_owned())
+                .map(|object| {
+                    let key = between(object, "Key").unwrap();
+                    match between(object, "VersionId") {
+                        Some(version) => format!("{key}@{version}"),
+                        None => key,
+                    }
+                })
                 .collect();
             let answer: String = errors(&sent)
                 .iter()
-                .map(|(key, code)| {
-                    format!("<Error><Key>{key}</Key><Code>{code}</Code><Message>injected</Message></Error>")
+                .map(|(entry, code)| {
+                    let named = match entry.split_once('@') {
+                        Some((key, version)) => {
+                            format!("<Key>{key}</Key><VersionId>{version}</VersionId>")
+                        }
+                        None => format!("<Key>{entry}</Key>"),
+                    };
+                    format!("<Error>{named}<Code>{code}</Code><Message>injected</Message></Error>")
                 })
                 .collect();
             log.lock().unwrap().push(sent);
@@ -420,6 +444,50 @@ mod tests {
             [vec!["k/0", "k/1", "k/2"], vec!["k/0"]]
         );
         assert_eq!((result.retries, result.item_errors), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_transient_error_on_one_version_retries_that_version_alone() {
+        // GIVEN S3 answers InternalError for version b of k/0 in the first call only
+        let (client, calls) = s3_erring(|sent| match sent {
+            [_, _, ..] => vec![("k/0@b".into(), "InternalError")],
+            _ => Vec::new(),
+        });
+        // WHEN two versions of k/0 and one of k/1 are deleted
+        let result = S3ObjectStore::new(client, "b", 4)
+            .delete_versions(&versions(&["k/0@a", "k/0@b", "k/1@a"]), deadline())
+            .await;
+        // THEN only that version is sent again, and every version is deleted
+        assert!(result.failed.is_empty() && result.error.is_none());
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [vec!["k/0@a", "k/0@b", "k/1@a"], vec!["k/0@b"]]
+        );
+        assert_eq!((result.retries, result.item_errors), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_refused_version_fails_alone_and_an_error_naming_only_its_key_fails_every_version_of_it()
+     {
+        // GIVEN S3 refuses version a of k/1, and answers an error naming only the key k/0
+        let (client, calls) = s3_erring(|_| {
+            vec![
+                ("k/1@a".into(), "AccessDenied"),
+                ("k/0".into(), "AccessDenied"),
+            ]
+        });
+        // WHEN versions of k/0, k/1 and k/2 are deleted
+        let result = S3ObjectStore::new(client, "b", 4)
+            .delete_versions(
+                &versions(&["k/0@a", "k/0@b", "k/1@a", "k/1@b", "k/2@a"]),
+                deadline(),
+            )
+            .await;
+        // THEN one call; both versions of k/0 and version a of k/1 failed, not retried
+        assert_eq!(calls.lock().unwrap().len(), 1);
+        assert_eq!(result.failed, versions(&["k/0@a", "k/0@b", "k/1@a"]));
+        assert_eq!(result.error.unwrap().kind(), StoreErrorKind::Failed);
+        assert_eq!((result.retries, result.item_errors), (0, 2));
     }
 
     #[tokio::test]
