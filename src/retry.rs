@@ -52,6 +52,13 @@ impl Deadline {
         Self(self.0 + by)
     }
 
+    /// The same deadline, `by` earlier, never before now (for a phase that must
+    /// leave time to the ones after it).
+    pub fn shortened(self, by: Duration) -> Self {
+        let now = Instant::now();
+        Self(self.0.checked_sub(by).map_or(now, |at| at.max(now)))
+    }
+
     pub fn remaining(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
     }

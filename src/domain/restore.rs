@@ -397,7 +397,10 @@ impl Deleter {
     }
 
     /// Lists the versions of every key of `entries` and keeps, per key, what `pick`
-    /// chooses; an image with a key whose versions could not be listed fails.
+    /// chooses; an image with a key whose versions could not be listed fails. The
+    /// listing (a call per key) stops with a third of the budget left for the waves
+    /// after it: a call too large to list in time finishes the images it listed and
+    /// fails the rest, so each repeat makes progress instead of timing out every time.
     async fn versioned(
         &self,
         bin: &Bin,
@@ -415,7 +418,10 @@ impl Deleter {
             unread,
             error,
             retries,
-        } = bin.versions.versions(&keys, deadline).await;
+        } = bin
+            .versions
+            .versions(&keys, deadline.shortened(deadline.remaining() / 3))
+            .await;
         let unread: HashSet<ObjectKey> = unread.into_iter().collect();
         if !unread.is_empty() {
             progress.failed.extend(owners(entries, &unread));
@@ -910,5 +916,117 @@ mod tests {
             .restore(&ids(&[A1]), Caller::for_tests(&trash_on("a")), deadline())
             .await;
         assert!(matches!(result, Err(TrashError::Off)));
+    }
+
+    /// Versions listed one key at a time, `per_key` each, and deleted in one call of
+    /// `per_key`, as a slow store would: what the deadline leaves no time for fails.
+    struct SlowVersions {
+        inner: Arc<MemoryObjectStore>,
+        per_key: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::ports::ObjectVersions for SlowVersions {
+        async fn versions(
+            &self,
+            keys: &[ObjectKey],
+            deadline: Deadline,
+        ) -> Lookup<ObjectVersion, ObjectKey> {
+            let mut lookup = Lookup::default();
+            for key in keys {
+                if deadline.remaining() < self.per_key {
+                    lookup.unread.push(key.clone());
+                    lookup.error = Some(StoreError::new(StoreErrorKind::Unavailable, "slow list"));
+                    continue;
+                }
+                tokio::time::sleep(self.per_key).await;
+                let found = self
+                    .inner
+                    .versions(std::slice::from_ref(key), deadline)
+                    .await;
+                lookup.found.extend(found.found);
+            }
+            lookup
+        }
+
+        async fn delete_versions(
+            &self,
+            versions: &[ObjectVersion],
+            deadline: Deadline,
+        ) -> Partial<ObjectVersion> {
+            if deadline.remaining() < self.per_key {
+                return Partial {
+                    failed: versions.to_vec(),
+                    error: Some(StoreError::new(StoreErrorKind::Unavailable, "slow delete")),
+                    ..Partial::default()
+                };
+            }
+            tokio::time::sleep(self.per_key).await;
+            self.inner.delete_versions(versions, deadline).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restore_too_big_to_list_in_one_call_makes_progress_each_call() {
+        // GIVEN 12 trashed images of one object each, on a store that lists 50 ms a
+        // key: 600 ms of listing against a 400 ms budget per call
+        let catalog = Arc::new(MemoryCatalog::default());
+        let objects = Arc::new(MemoryObjectStore::versioned());
+        let raw: Vec<String> = (0..12)
+            .map(|i| format!("7dca41d5-d76a-4ebb-9e00-dd13c13fc2{i:02}"))
+            .collect();
+        for id in &raw {
+            let key = format!("a/{id}/0");
+            objects.put_all(std::slice::from_ref(&key));
+            catalog.put(ImageRecord {
+                id: id_of(id),
+                album_id: AlbumId::parse("a").unwrap(),
+                object_keys: vec![ObjectKey::parse(&key).unwrap()],
+                rest: Opaque::new(format!("rest of {id}")),
+            });
+        }
+        let slow = Arc::new(SlowVersions {
+            inner: objects.clone(),
+            per_key: Duration::from_millis(50),
+        });
+        let days = TrashDays::parse("30").unwrap().unwrap();
+        let deleter = Deleter::new(catalog.clone(), objects.clone())
+            .with_trash(catalog.clone(), slow, days)
+            .with_clock(|| UnixTime(NOW));
+        let w = World {
+            catalog,
+            objects,
+            deleter,
+        };
+        let all: Vec<&str> = raw.iter().map(String::as_str).collect();
+        w.trash(&all).await;
+        // WHEN the same restore is sent until nothing is left in the trash
+        let mut restored_per_call = Vec::new();
+        while restored_per_call.len() < 6 {
+            let outcome = w
+                .deleter
+                .restore(
+                    &ids(&all),
+                    Caller::for_tests(&trash_on("a")),
+                    Deadline::after(Duration::from_millis(400)),
+                )
+                .await
+                .unwrap();
+            restored_per_call.push(outcome.done.len());
+            if outcome.failed.is_empty() {
+                break;
+            }
+        }
+        // THEN every call restored some images, and a few calls restored them all
+        assert!(
+            restored_per_call.iter().all(|&n| n > 0),
+            "{restored_per_call:?}"
+        );
+        assert_eq!(
+            restored_per_call.iter().sum::<usize>(),
+            12,
+            "{restored_per_call:?}"
+        );
+        assert_eq!(w.readable().len(), 12);
     }
 }
