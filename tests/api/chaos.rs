@@ -864,6 +864,7 @@ async fn trash_run(seed: u64, requests: usize, rate: f64) -> Summary {
     let mut unfinished = usize::MAX;
     let mut rounds = 0;
     for round in 0..10 {
+        rounds = round + 1;
         if round > 0 {
             again += pending.len();
         }
@@ -899,12 +900,8 @@ async fn trash_run(seed: u64, requests: usize, rate: f64) -> Summary {
             break;
         }
         unfinished = left_images;
-        rounds = round + 1;
     }
-    println!(
-        "  replays: seed {seed}, {again} plan(s) replayed more than once, {} round(s)",
-        rounds + 1
-    );
+    println!("  replays: seed {seed}, {again} plan(s) replayed more than once, {rounds} round(s)");
     let mut shown = 0;
     for planned in &plan {
         for image in planned.allowed.iter().chain(&planned.forbidden) {
